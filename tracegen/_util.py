@@ -1,0 +1,63 @@
+"""Small shared utilities: atomic output files and progress bars.
+
+Outputs are written to a temporary file in the destination directory and renamed into place,
+so an interrupted write never leaves a half-written file and an existing file is replaced only
+when the caller asked for it (``force=True``, the CLI's ``--force``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+
+from tracegen.errors import TracegenError
+
+
+def check_output(path: str | os.PathLike, force: bool = False) -> None:
+    """Fail early, before any work, if ``path`` exists and ``force`` is false, or its folder is missing."""
+    p = os.fspath(path)
+    if p == "-":
+        return
+    if os.path.isdir(p):
+        raise TracegenError("is a directory, not an output file", p)
+    if os.path.exists(p) and not force:
+        raise TracegenError("already exists; pass --force to replace it", p)
+    parent = os.path.dirname(os.path.abspath(p))
+    if not os.path.isdir(parent):
+        raise TracegenError(f"output folder {parent} does not exist", p)
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike, force: bool = False, suffix: str = "") -> Iterator[str]:
+    """Yield a temporary path next to ``path``; on success rename it onto ``path``.
+
+    ``suffix`` is kept on the temporary name for writers that insist on an extension
+    (``np.savez`` appends ``.npz`` otherwise). On error the temporary file is removed and
+    ``path`` is untouched.
+    """
+    p = os.fspath(path)
+    check_output(p, force)
+    parent = os.path.dirname(os.path.abspath(p))
+    fd, tmp = tempfile.mkstemp(prefix=".tracegen-", suffix=suffix or ".tmp", dir=parent)
+    os.close(fd)
+    try:
+        yield tmp
+        if os.path.exists(p) and not force:  # appeared while we were writing
+            raise TracegenError("already exists; pass --force to replace it", p)
+        os.replace(tmp, p)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def progress(iterable=None, *, total=None, desc: str | None = None, unit: str = "it", enabled: bool | None = None,
+             unit_scale: bool = False):
+    """A tqdm progress bar on stderr; silent when stderr is not a terminal or ``enabled`` is False."""
+    from tqdm.auto import tqdm
+
+    disable = (not sys.stderr.isatty()) if enabled is None else (not enabled or not sys.stderr.isatty())
+    return tqdm(iterable, total=total, desc=desc, unit=unit, unit_scale=unit_scale, disable=disable,
+                file=sys.stderr, leave=False, dynamic_ncols=True)

@@ -37,3 +37,183 @@ def lru_miss_ratio(ids, capacity: int) -> float:
                 if len(cache) > capacity:
                     cache.popitem(last=False)
     return misses / len(ids) if ids else 0.0
+
+
+def pairwise_auc(labels, scores) -> float:
+    """ROC AUC by comparing every (positive, negative) pair: 1 if the positive scores higher, 1/2 on a tie."""
+    pos = [s for y, s in zip(labels, scores) if y > 0.5]
+    neg = [s for y, s in zip(labels, scores) if y <= 0.5]
+    if not pos or not neg:
+        return float("nan")
+    total = 0.0
+    for p in pos:
+        for n in neg:
+            total += 1.0 if p > n else 0.5 if p == n else 0.0
+    return total / (len(pos) * len(neg))
+
+
+def dlrm_forward(model, dense, ids) -> list:
+    """DLRM logits of one-hot ``ids`` (B, T) by Python loops: per-table row lookup, each pair's dot."""
+    import torch
+
+    cfg = model.config
+    out = []
+    for b in range(dense.shape[0]):
+        x = model.dense_arch(dense[b:b + 1])[0]
+        vecs = [x]
+        for t in range(ids.shape[1]):
+            row = int(ids[b, t])
+            if cfg.fused:
+                row += sum(cfg.embedding_sizes[:t])
+                vecs.append(model.sparse_arch.weight[row])
+            else:
+                vecs.append(model.sparse_arch.bags[t].weight[row])
+        if cfg.interaction_op == "cat":
+            z = torch.cat(vecs)
+        else:
+            feats = [x]
+            for i in range(len(vecs)):
+                for j in range(i + 1 if cfg.interaction_itself else i):
+                    feats.append(torch.dot(vecs[i], vecs[j]).reshape(1))
+            z = torch.cat([feats[0], *feats[1:]])
+        out.append(float(model.over_arch(z.unsqueeze(0))[0].detach()))
+    return out
+
+
+def spec_stack_replay(ops, vals, order) -> np.ndarray:
+    """The specified stack model's replay with a Python list as the LRU stack (most recent first).
+
+    ``ops``: 0 access ``vals[i]`` (an id), 1 cold (next unseen id of ``order``, else the LRU bottom),
+    2 the id at depth ``vals[i]`` (cold when the stack is shallower). Twin of ``tracegen._spec_kernels``.
+    """
+    stack: list = []
+    seen: set = set()
+    nxt = 0
+    out = []
+    for op, v in zip(list(ops), list(vals)):
+        x = None
+        if op == 0:
+            x = int(v)
+        else:
+            cold = op == 1 or v >= len(stack)
+            d = int(v)
+            if cold:
+                while nxt < len(order) and int(order[nxt]) in seen:
+                    nxt += 1
+                if nxt < len(order):
+                    x = int(order[nxt])
+                    nxt += 1
+                else:
+                    d = len(stack) - 1
+            if x is None:
+                x = stack[d]
+        if x in stack:
+            stack.remove(x)
+        stack.insert(0, x)
+        seen.add(x)
+        out.append(x)
+    return np.array(out, dtype=np.int64)
+
+
+# ---- formats (owned by the formats helper) -------------------------------------------------------
+
+def next_access_vtime(ids) -> np.ndarray:
+    """libCacheSim's oracle field by a backward scan: 1-based position of the next request, -1 if none."""
+    ids = [int(x) for x in ids]
+    out = [-1] * len(ids)
+    last: dict = {}
+    for i in range(len(ids) - 1, -1, -1):
+        out[i] = last.get(ids[i], -1)
+        last[ids[i]] = i + 1
+    return np.array(out, dtype=np.int64)
+
+
+def criteo_lines(lines, sep: str = "\t", max_ind_range: int = -1):
+    """Criteo text preprocessed line by line as the DLRM reference describes it: missing fields are 0,
+    categories parsed as hex (then ``% max_ind_range``) and relabelled by first appearance per column,
+    negative integers clipped to 0. Returns ``(y, x_int, x_cat, counts)``."""
+    dicts: list[dict] = [{} for _ in range(26)]
+    ys, xs, cs = [], [], []
+    for line in lines:
+        f = line.rstrip("\r\n").split(sep)
+        assert len(f) == 40, len(f)
+        f = [x if x.strip() != "" else "0" for x in f]
+        ys.append(int(f[0]))
+        xs.append([max(0, int(float(x))) for x in f[1:14]])
+        row = []
+        for j in range(26):
+            v = int(f[14 + j], 16)
+            if max_ind_range > 0:
+                v %= max_ind_range
+            row.append(dicts[j].setdefault(v, len(dicts[j])))
+        cs.append(row)
+    return (np.array(ys, np.int64), np.array(xs, np.int64).reshape(-1, 13), np.array(cs, np.int64).reshape(-1, 26),
+            [len(d) for d in dicts])
+
+
+def first_appearance(ids) -> np.ndarray:
+    """Relabel ids 0..U-1 in order of first appearance."""
+    m: dict = {}
+    return np.array([m.setdefault(x, len(m)) for x in list(ids)], dtype=np.int64)
+
+
+def distinct_per_group(values, starts) -> np.ndarray:
+    """Distinct values in each group ``values[starts[g]:starts[g + 1]]`` (analysis helper reference)."""
+    v = list(values)
+    return np.array([len(set(v[starts[g]:starts[g + 1]])) for g in range(len(starts) - 1)], dtype=np.int64)
+
+
+def class_stack_run(cls, cold, dd, upick, bud, max_ids, cls_cap) -> np.ndarray:
+    """Reference of the class-stack sampler kernel: an explicit LRU list (top first) of [ordinal, class, budget].
+
+    Per access: a cold draw (while fewer than ``max_ids`` ids exist and fewer than ``cls_cap[c]`` of
+    class ``c``) creates a new id of class ``c`` on
+    top with budget ``bud[i]`` accesses; otherwise the target depth is ``min(d, live - 1)``;
+    the selectable (budget left) class-``c`` ids just shallower and just deeper than it are found and one
+    is taken with probability keeping E[log(1 + depth)] = log(1 + target); with none, a new id is
+    created (or, at ``max_ids``, the id at the target depth is taken).
+    """
+    import math
+
+    stack: list[list[int]] = []
+    out = np.empty(len(cls), np.int64)
+    created = 0
+    made = [0] * len(cls_cap)
+    for i in range(len(cls)):
+        c = int(cls[i])
+        chosen = -1
+        new = bool(cold[i]) and created < max_ids and made[c] < cls_cap[c]
+        if not new:
+            if not stack:
+                new = True
+            else:
+                t = min(int(dd[i]), len(stack) - 1)
+                if stack[t][1] == c and stack[t][2] > 0:
+                    chosen = t
+                else:
+                    up = [j for j in range(t - 1, -1, -1) if stack[j][1] == c and stack[j][2] > 0]
+                    down = [j for j in range(t + 1, len(stack)) if stack[j][1] == c and stack[j][2] > 0]
+                    a = up[0] if up else -1
+                    b = down[0] if down else -1
+                    if a < 0 and b < 0:
+                        if created < max_ids:
+                            new = True
+                        else:
+                            chosen = t
+                    elif a < 0:
+                        chosen = b
+                    elif b < 0:
+                        chosen = a
+                    else:
+                        la, lb, ld = math.log1p(a), math.log1p(b), math.log1p(t)
+                        chosen = a if upick[i] * (lb - la) < lb - ld else b
+        if new:
+            e = [created, c, int(bud[i]) - 1]
+            created += 1
+            made[c] += 1
+        else:
+            e = stack.pop(chosen)
+            e[2] -= 1
+        stack.insert(0, e)
+        out[i] = e[0]
+    return out

@@ -1,0 +1,194 @@
+"""The report's matplotlib figures (Agg backend): every axis labelled with units, a legend and a title.
+
+Each function takes prepared numbers (no trace logic here), draws one figure, saves it as a PNG at ``path``
+and returns ``path``. matplotlib is imported inside :func:`_pyplot`, with the non-interactive Agg backend.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+
+MiB = float(1 << 20)
+_STYLES = ("-", "--", ":", "-.")
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: str | os.PathLike) -> str:
+    fig.savefig(path, format="png", dpi=100)
+    _pyplot().close(fig)
+    return os.fspath(path)
+
+
+def mrc(path, curves: dict[str, tuple[np.ndarray, np.ndarray]], row_bytes: int, lines_per_row: int,
+        table_curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] | None = None,
+        title: str = "") -> str:
+    """Miss-ratio curves: shared cache (x in MiB, top axis in 64-byte lines) and per table (rows).
+
+    ``curves`` maps a trace label to ``(sizes in rows, miss ratio)``; ``table_curves`` maps a table name to
+    such a dict. Traces differ by line style (solid, dashed, ...), tables by colour.
+    """
+    plt = _pyplot()
+    n = 2 if table_curves else 1
+    fig, axes = plt.subplots(1, n, figsize=(6.5 * n, 4.5), squeeze=False, layout="constrained")
+    ax = axes[0, 0]
+    for i, (label, (sizes, mr)) in enumerate(curves.items()):
+        ax.plot(np.asarray(sizes) * row_bytes / MiB, mr, linestyle=_STYLES[i % len(_STYLES)], label=label)
+    ax.set_xscale("log")
+    ax.set_xlabel(f"LRU cache size (MiB; {row_bytes} B per row)")
+    ax.set_ylabel("miss ratio (fraction of accesses)")
+    ax.set_ylim(0, 1.02)
+    ax.set_title("One cache shared by all tables")
+    per_line = 64.0 * lines_per_row / row_bytes  # lines per byte of cached rows
+
+    def to_lines(x):
+        return np.asarray(x) * MiB * per_line
+
+    def to_mib(x):
+        return np.asarray(x) / per_line / MiB
+
+    top = ax.secondary_xaxis("top", functions=(to_lines, to_mib))
+    top.set_xlabel(f"cache size (64-byte lines; {lines_per_row} per row)")
+    ax.legend()
+    ax.grid(True, which="both", alpha=0.3)
+    if table_curves:
+        ax2 = axes[0, 1]
+        for k, (table, per_trace) in enumerate(table_curves.items()):
+            for i, (label, (sizes, mr)) in enumerate(per_trace.items()):
+                ax2.plot(sizes, mr, color=f"C{k % 10}", linestyle=_STYLES[i % len(_STYLES)],
+                         label=f"{table} ({label})" if len(per_trace) > 1 else table)
+        ax2.set_xscale("log")
+        ax2.set_xlabel("LRU cache size (rows)")
+        ax2.set_ylabel("miss ratio (fraction of accesses)")
+        ax2.set_ylim(0, 1.02)
+        ax2.set_title("One cache per table (largest tables)")
+        ax2.legend(fontsize="small")
+        ax2.grid(True, which="both", alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
+def sd_cdf(path, curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str = "") -> str:
+    """Stack-distance CDFs, x log (rows)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(layout="constrained", figsize=(6.5, 4.5))
+    for i, (label, (d, f)) in enumerate(curves.items()):
+        ax.plot(np.asarray(d) + 1, f, linestyle=_STYLES[i % len(_STYLES)], label=label)
+    ax.set_xscale("log")
+    ax.set_xlabel("stack distance + 1 (rows)")
+    ax.set_ylabel("share of accesses with distance <= x - 1")
+    ax.set_ylim(0, 1.02)
+    ax.set_title(title or "Stack-distance CDF (cold accesses never count)")
+    ax.legend()
+    ax.grid(True, which="both", alpha=0.3)
+    return _save(fig, path)
+
+
+def rank_frequency(path, counts: dict[str, np.ndarray], title: str = "") -> str:
+    """Access count of each row against its popularity rank, log-log."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(layout="constrained", figsize=(6.5, 4.5))
+    for i, (label, c) in enumerate(counts.items()):
+        c = np.sort(np.asarray(c))[::-1]
+        if c.size:
+            # ~400 log-spaced ranks draw the same curve as millions of points, much faster
+            r = np.unique(np.geomspace(1, c.size, 400).round().astype(np.int64))
+            ax.plot(r, c[r - 1], linestyle=_STYLES[i % len(_STYLES)], label=label)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("popularity rank (rows, 1 = most accessed)")
+    ax.set_ylabel("accesses (count)")
+    ax.set_title(title or "Rank-frequency")
+    ax.legend()
+    ax.grid(True, which="both", alpha=0.3)
+    return _save(fig, path)
+
+
+def footprint_over_time(path, curves: dict[str, tuple[np.ndarray, np.ndarray]], row_bytes: int,
+                        title: str = "") -> str:
+    """Distinct rows touched (and their bytes, right axis) against accesses so far."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(layout="constrained", figsize=(6.5, 4.5))
+    for i, (label, (n, distinct)) in enumerate(curves.items()):
+        ax.plot(n, distinct, linestyle=_STYLES[i % len(_STYLES)], label=label)
+    ax.set_xlabel("accesses so far (count)")
+    ax.set_ylabel("distinct rows touched (rows)")
+    right = ax.secondary_yaxis("right", functions=(lambda r: np.asarray(r) * row_bytes / MiB,
+                                                   lambda m: np.asarray(m) * MiB / row_bytes))
+    right.set_ylabel(f"footprint (MiB at {row_bytes} B per row)")
+    ax.set_title(title or "Footprint over time (all tables)")
+    ax.legend()
+    ax.grid(True, alpha=0.3)
+    return _save(fig, path)
+
+
+def table_bars(path, names: Sequence[str], series: dict[str, Sequence[float]], ylabel: str,
+               title: str) -> str:
+    """Grouped bars per table, log y (bytes)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(min(max(6.5, 0.12 * len(names) * len(series) + 2), 14.0), 4.5),
+                           layout="constrained")
+    x = np.arange(len(names))
+    w = 0.8 / max(len(series), 1)
+    lo = np.inf
+    for i, (label, vals) in enumerate(series.items()):
+        v = np.maximum(np.asarray(vals, dtype=np.float64) / MiB, 1e-6)
+        lo = min(lo, float(v.min())) if v.size else lo
+        ax.bar(x + (i - (len(series) - 1) / 2) * w, v, w, label=label)
+    ax.set_xticks(x)
+    ax.set_xticklabels(names, rotation=90 if len(names) > 8 else 0, fontsize="small")
+    ax.set_yscale("log")
+    if np.isfinite(lo):
+        ax.set_ylim(bottom=lo / 10)  # log bars need a floor well below the smallest bar
+    ax.set_xlabel("table")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize="small")
+    ax.grid(True, axis="y", which="both", alpha=0.3)
+    return _save(fig, path)
+
+
+def bandwidth_bars(path, modelled: dict[str, dict[str, float]], measured: dict[str, float] | None,
+                   copy_gbs: float | None, title: str = "") -> str:
+    """Left: modelled MiB per batch by term (stacked) per scenario; right: measured GB/s against copy."""
+    plt = _pyplot()
+    n = 2 if measured else 1
+    fig, axes = plt.subplots(1, n, figsize=(6.5 * n, 4.8), squeeze=False, layout="constrained")
+    ax = axes[0, 0]
+    scen = list(modelled)
+    terms = [k for k in next(iter(modelled.values())) if k != "total"] if modelled else []
+    bottom = np.zeros(len(scen))
+    for term in terms:
+        v = np.array([modelled[s].get(term, 0.0) for s in scen]) / MiB
+        if v.any():
+            ax.bar(scen, v, bottom=bottom, label=term)
+            bottom += v
+    ax.set_ylabel("modelled traffic per batch (MiB)")
+    ax.set_xlabel("scenario")
+    ax.set_title("Modelled bytes per batch")
+    ax.tick_params(axis="x", labelrotation=20, labelsize="small")
+    ax.legend(fontsize="x-small")
+    if measured:
+        ax2 = axes[0, 1]
+        names = list(measured)
+        ax2.bar(names, [measured[k] for k in names], color="tab:green", label="embedding bag fwd+bwd+step")
+        if copy_gbs:
+            ax2.axhline(copy_gbs, color="tab:red", linestyle="--", label=f"copy {copy_gbs:.1f} GB/s")
+        ax2.set_ylabel("achieved bandwidth (GB/s, modelled bytes / time)")
+        ax2.set_xlabel("ids")
+        ax2.set_title("Measured on this machine")
+        ax2.legend(fontsize="small")
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)

@@ -1,0 +1,288 @@
+"""Fidelity benchmark: how closely synthetic traces reproduce real ones, ours against three baselines.
+
+For every real trace in ``../shared/data`` (ARC OLTP and P3, CloudPhysics ``lbn``, the two Criteo
+samples' 26 categorical tables) and planted synthetic ones (:mod:`tracegen.synth`), each generator
+produces a trace of the same size and shape (the baselines keep the real bag lengths and only
+generate ids, table by table):
+
+- ``ours``: ``TraceModel().fit(real).sample(n_samples, seed=0)`` (and, for the DP rows,
+  ``TraceModel(epsilon=e)`` for e in 0.5, 1, 4);
+- ``iid-sd``: i.i.d. stack distances, the DLRM reference's generator (``benchmarks/baselines.py``);
+- ``fbgemm``: FBGEMM's ``eeg_cli estimate`` + ``generate`` (heavy hitters + Zipf), skipped with a
+  message when ``fbgemm_gpu`` is not importable or ``--no-fbgemm``;
+- ``uniform``: uniform ids over the real distinct count.
+
+Metrics per table (``tracegen.tracemodel.fidelity``), averaged over tables weighted by accesses:
+LRU miss-ratio-curve mean and max absolute error over 40 log-spaced cache sizes (1 row to the real
+distinct count), absolute error of the share of accesses to the top 1% and top 10% ids, footprint
+error (max abs error of distinct-so-far / real distinct); FIFO, LFU and ARC miss-ratio absolute error
+(max over caches of 1%, 10% and 30% of the real distinct count, ``tracegen.cachesim.miss_ratios``).
+
+Prints markdown tables (for the README) and, with ``--json OUT``, writes every figure.
+
+    python benchmarks/fidelity.py                       # all traces, P3 cut to --max-accesses 1M
+    python benchmarks/fidelity.py --only oltp planted --no-fbgemm --max-accesses 200000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import sys
+import time
+
+import numpy as np
+
+HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+
+import baselines  # noqa: E402
+
+from tracegen.trace import Table, Trace  # noqa: E402
+
+TARGETS = {"mrc_mean": 0.005, "mrc_max": 0.02, "top1": 0.02, "non_lru": 0.03}
+POLICIES = ("FIFO", "LFU", "ARC")
+CACHE_FRACTIONS = (0.01, 0.1, 0.3)
+EPSILONS = (0.5, 1.0, 4.0)
+METRICS = ("mrc_mean", "mrc_max", "top1", "top10", "footprint", "FIFO", "LFU", "ARC")
+
+
+# ---- traces -------------------------------------------------------------------------------------
+def load_traces(data: pathlib.Path, max_accesses: int, only: list[str] | None) -> list[tuple[str, Trace]]:
+    from tracegen import formats, synth
+
+    out: list[tuple[str, Trace]] = []
+
+    def want(name):
+        return not only or any(o.lower() in name.lower() for o in only)
+
+    arc = data / "arc" / "arc_OLTP_P3.npz"
+    if arc.exists():
+        z = np.load(arc)
+        for key in ("OLTP", "P3"):
+            name = f"arc-{key}"
+            if want(name):
+                ids = np.asarray(z[key][:max_accesses], dtype=np.int64)
+                out.append((name, Trace.single(ids - ids.min(), name="t0")))
+    cp = data / "cloudphysics" / "cloudPhysicsIO.csv"
+    if cp.exists() and want("cloudphysics"):
+        try:
+            t = formats.read(cp, id_col="lbn", densify=True)
+        except TypeError:
+            t = formats.read(cp)
+        t = t.slice(0, max_accesses)
+        out.append(("cloudphysics", t))
+    criteo = (("deepctr_criteo_sample.txt", "criteo-deepctr"), ("hillview_criteoTab.csv", "criteo-hillview"))
+    for fname, name in criteo:
+        p = data / "criteo_samples" / fname
+        if p.exists() and want(name):
+            t = formats.read(p)
+            out.append((name, Trace(t.tables)))
+    n_planted = min(max_accesses, 200_000)
+    if want("planted-zipf"):
+        out.append(("planted-zipf", Trace.single(synth.zipf_ids(n_planted, 50_000, 0.9, seed=1), name="t0")))
+    if want("planted-drift"):
+        out.append(("planted-drift", Trace.single(synth.drifting_ids(n_planted, 50_000, seed=2), name="t0")))
+    if want("planted-criteo"):
+        t = synth.planted_trace(max(1000, n_planted // 26), seed=3)
+        out.append(("planted-criteo", Trace(t.tables)))
+    return out
+
+
+# ---- generators ---------------------------------------------------------------------------------
+def per_table(real: Trace, gen) -> Trace:
+    """Apply an id generator table by table, keeping the real bag lengths."""
+    tables = []
+    for t in real.tables:
+        ids = gen(np.asarray(t.values), t.n_accesses)
+        card = int(max(int(ids.max()) + 1 if ids.size else 1, 1))
+        tables.append(Table.from_lengths(t.name, ids, t.lengths, card))
+    return Trace(tables)
+
+
+def ours(real: Trace, seed: int = 0, **params) -> Trace:
+    from tracegen.tracemodel import TraceModel
+
+    return TraceModel(**params).fit(real).sample(real.n_samples, seed=seed)
+
+
+# ---- metrics ------------------------------------------------------------------------------------
+def _cachesim():
+    try:
+        from tracegen.cachesim import miss_ratios
+    except ImportError:
+        return None
+    return miss_ratios
+
+
+def non_lru_errors(real_ids: np.ndarray, synth_ids: np.ndarray, miss_ratios) -> dict:
+    from tracegen.locality import dense_keys
+
+    u = max(int(dense_keys(real_ids)[1]), 1)
+    sizes = sorted({max(1, int(round(f * u))) for f in CACHE_FRACTIONS})
+    out = {}
+    for pol in POLICIES:
+        a = np.asarray(_mr(miss_ratios, real_ids, pol, sizes), np.float64)
+        b = np.asarray(_mr(miss_ratios, synth_ids, pol, sizes), np.float64)
+        out[pol] = float(np.max(np.abs(a - b)))
+    return out
+
+
+def _mr(miss_ratios, ids, policy, sizes):
+    r = miss_ratios(ids, policy, sizes)
+    if isinstance(r, dict):
+        r = [r[s] for s in sizes]
+    return r
+
+
+def score(real: Trace, synth: Trace, with_non_lru: bool = True) -> dict:
+    """Access-weighted mean over tables of every metric."""
+    from tracegen.tracemodel import fidelity
+
+    f = fidelity(real, synth)
+    miss_ratios = _cachesim() if with_non_lru else None
+    acc = {m: 0.0 for m in METRICS}
+    worst = {m: 0.0 for m in METRICS}
+    seen: set = set()
+    w_total = 0.0
+    for t in real.tables:
+        if t.name not in f:
+            continue
+        row = dict(f[t.name])
+        if miss_ratios is not None:
+            sv = np.asarray(synth.table(t.name).values)
+            row.update(non_lru_errors(np.asarray(t.values), sv, miss_ratios))
+        w = float(t.n_accesses)
+        w_total += w
+        for m in METRICS:
+            if m in row:
+                seen.add(m)
+                acc[m] += w * row[m]
+                worst[m] = max(worst[m], row[m])
+    out = {m: acc[m] / w_total for m in METRICS if m in seen and w_total}
+    out["worst_table"] = worst
+    out["n_tables"] = len(real.tables)
+    return out
+
+
+# ---- report -------------------------------------------------------------------------------------
+def fmt(x) -> str:
+    return "-" if x is None else f"{x:.4f}"
+
+
+def markdown(results: dict) -> str:
+    lines = ["| trace | accesses | method | MRC mean | MRC max | top-1% | top-10% | footprint "
+             "| FIFO | LFU | ARC |",
+             "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for trace, r in results.items():
+        for method, s in r["methods"].items():
+            if "error" in s:
+                lines.append(f"| {trace} | {r['accesses']:,} | {method} | {s['error']} |" + " |" * 7)
+                continue
+            lines.append(f"| {trace} | {r['accesses']:,} | {method} | "
+                         + " | ".join(fmt(s.get(m)) for m in METRICS) + " |")
+    dp = [(t, r["dp"]) for t, r in results.items() if r.get("dp")]
+    if dp:
+        lines += ["", "| trace | epsilon | MRC mean | MRC max | top-1% |", "|---|---:|---:|---:|---:|"]
+        for t, d in dp:
+            for eps, s in d.items():
+                if "error" in s:
+                    lines.append(f"| {t} | {eps} | {s['error']} | | |")
+                else:
+                    lines.append(f"| {t} | {eps} | {fmt(s['mrc_mean'])} | {fmt(s['mrc_max'])} "
+                                 f"| {fmt(s['top1'])} |")
+    return "\n".join(lines)
+
+
+def target_report(results: dict) -> str:
+    lines = ["", "Targets for `ours` (MRC mean <= 0.005, max <= 0.02, top-1% <= 0.02, FIFO/LFU/ARC <= 0.03):"]
+    for trace, r in results.items():
+        s = r["methods"].get("ours")
+        if not s or "error" in s:
+            continue
+        miss = []
+        for m in ("mrc_mean", "mrc_max", "top1"):
+            lim = TARGETS[m]
+            if s.get(m) is not None and s[m] > lim:
+                miss.append(f"{m} {s[m]:.4f} > {lim}")
+        for p in POLICIES:
+            if s.get(p) is not None and s[p] > TARGETS["non_lru"]:
+                miss.append(f"{p} {s[p]:.4f} > {TARGETS['non_lru']}")
+        lines.append(f"- {trace}: " + ("all met" if not miss else "MISSED " + "; ".join(miss)))
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    default_data = os.environ.get("TRACEGEN_SHARED_DATA", str(HERE.parent.parent / "shared" / "data"))
+    ap.add_argument("--data", default=default_data,
+                    help="the shared data folder (../shared/data)")
+    ap.add_argument("--max-accesses", type=int, default=1_000_000, help="cut long traces (P3) to a prefix")
+    ap.add_argument("--only", nargs="*", help="substrings of trace names to run (arc-OLTP, arc-P3, "
+                    "cloudphysics, criteo-deepctr, criteo-hillview, planted-zipf, planted-drift, planted-criteo)")
+    ap.add_argument("--no-fbgemm", action="store_true", help="skip FBGEMM's estimator/generator")
+    ap.add_argument("--no-dp", action="store_true", help="skip the differential-privacy rows")
+    ap.add_argument("--no-non-lru", action="store_true", help="skip FIFO/LFU/ARC (libcachesim)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", metavar="OUT", help="also write all figures as JSON")
+    args = ap.parse_args(argv)
+
+    data = pathlib.Path(args.data)
+    traces = load_traces(data, args.max_accesses, args.only)
+    if not traces:
+        print(f"no traces found under {data}", file=sys.stderr)
+        return 1
+    fb_reason = "--no-fbgemm" if args.no_fbgemm else baselines.fbgemm_available()
+    if fb_reason:
+        print(f"fbgemm baseline skipped: {fb_reason}", file=sys.stderr)
+    if not args.no_non_lru and _cachesim() is None:
+        print("FIFO/LFU/ARC skipped: tracegen.cachesim.miss_ratios is not available", file=sys.stderr)
+    non_lru = not args.no_non_lru
+    gens = {
+        "ours": lambda real: ours(real, args.seed),
+        "iid-sd": lambda real: per_table(real, lambda x, n: baselines.iid_stack_distances(x, n, args.seed)),
+        "fbgemm": None if fb_reason else (
+            lambda real: per_table(real, lambda x, n: baselines.fbgemm_eeg(x, n)[0])),
+        "uniform": lambda real: per_table(real, lambda x, n: baselines.uniform_ids(x, n, args.seed)),
+    }
+    results: dict = {}
+    for name, real in traces:
+        print(f"[{name}] {real}", file=sys.stderr, flush=True)
+        r = {"accesses": int(real.n_accesses), "tables": real.n_tables, "methods": {}, "dp": {}}
+        for method, gen in gens.items():
+            if gen is None:
+                continue
+            t0 = time.perf_counter()
+            try:
+                synth = gen(real)
+                s = score(real, synth, non_lru)
+            except Exception as e:  # noqa: BLE001 - a failing generator is a row in the report, not a crash
+                s = {"error": f"{type(e).__name__}: {str(e)[:80]}"}
+            s["seconds"] = round(time.perf_counter() - t0, 2)
+            r["methods"][method] = s
+            print(f"  {method:8s} {s.get('seconds')}s " + " ".join(f"{m}={fmt(s.get(m))}" for m in METRICS
+                                                                  if m in s), file=sys.stderr, flush=True)
+        if not args.no_dp:
+            for eps in EPSILONS:
+                try:
+                    synth = ours(real, args.seed, epsilon=eps)
+                    s = score(real, synth, with_non_lru=False)
+                except Exception as e:  # noqa: BLE001
+                    s = {"error": f"{type(e).__name__}: {str(e)[:80]}"}
+                r["dp"][str(eps)] = s
+                print(f"  dp eps={eps} mrc_mean={fmt(s.get('mrc_mean'))} mrc_max={fmt(s.get('mrc_max'))}",
+                      file=sys.stderr, flush=True)
+        results[name] = r
+    print(markdown(results))
+    print(target_report(results))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1, default=float)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

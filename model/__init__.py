@@ -1,0 +1,5 @@
+"""The lean DLRM: model (:mod:`model.dlrm`), data path (:mod:`model.data`), training (:mod:`model.train`),
+hybrid parallelism (:mod:`model.distributed`) and exact metrics (:mod:`model.metrics`). Needs torch.
+
+Importing ``model`` imports nothing heavy; import the submodules you need.
+"""

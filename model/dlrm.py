@@ -1,0 +1,272 @@
+"""The DLRM model (Naumov et al., 2019): four small modules wired in one readable file.
+
+``DLRM.forward`` reads like the paper: the bottom MLP turns dense features into one vector
+(:class:`DenseArch`), every table pools its bag of rows into one vector (:class:`SparseArch`),
+those ``T + 1`` vectors interact pairwise (:class:`InteractionArch`), and the top MLP turns the
+interactions into a click logit (:class:`OverArch`). Names follow TorchRec's
+``torchrec/models/dlrm.py``; the flags mirror the DLRM reference (``--arch-*``). The loss lives in
+:class:`DLRMTrain`, not in the model.
+
+Notation: ``B`` batch, ``T`` tables, ``D`` embedding dim, ``F`` dense features, ``N`` ids in a
+multi-hot batch (all tables). A batch's ids come either as a ``(B, T)`` tensor (one-hot, every
+sample looks up exactly one row per table) or KJT-style: ``values (N,)`` concatenated table-major
+(table 0's ``B`` bags, then table 1's ...) with ``offsets (T * B + 1,)``. Ids are rows *local to
+their table*; :class:`SparseArch` adds each table's base row once, from a buffer built in
+``__init__``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclasses.dataclass
+class DLRMConfig:
+    """Architecture of one DLRM; the fields mirror the reference's ``--arch-*`` flags."""
+
+    # Rows per embedding table (--arch-embedding-size). Default in the CLI: the data's cardinalities,
+    # so every id of the trace has a row.
+    embedding_sizes: list[int]
+    # D, the width of every embedding row (--arch-sparse-feature-size). The dot interaction needs the
+    # bottom MLP to end at D too, so dense and sparse vectors live in one space.
+    embedding_dim: int = 16
+    # Bottom MLP layer widths including its input (--arch-mlp-bot): the first entry is F, the number of
+    # dense features (13 for Criteo); the last must equal embedding_dim.
+    mlp_bot: list[int] = dataclasses.field(default_factory=lambda: [13, 512, 256, 64, 16])
+    # Top MLP widths after its input (--arch-mlp-top), as the current reference takes them: the input
+    # width is the interaction's output and is computed, not given. The last entry must be 1 (one logit).
+    mlp_top: list[int] = dataclasses.field(default_factory=lambda: [512, 256, 1])
+    # "dot": pairwise dot products of the T + 1 vectors (the paper); "cat": concatenate them.
+    interaction_op: str = "dot"
+    # Include each vector's dot product with itself (--arch-interaction-itself); off in the reference.
+    interaction_itself: bool = False
+    # One fused weight for all tables (one gather per batch) instead of T nn.EmbeddingBag modules. Fused
+    # measured faster on CPU (benchmarks/dlrm_throughput.py); both give identical results for a seed.
+    fused: bool = True
+    # Sparse embedding gradients: only the rows a batch touched are updated. Dense gradients of a 26 x 100k
+    # x 16 model are 166 MB per step to zero and apply, which dominates a CPU step.
+    sparse_grad: bool = True
+
+    @property
+    def n_tables(self) -> int:
+        return len(self.embedding_sizes)
+
+    @property
+    def n_dense(self) -> int:
+        return int(self.mlp_bot[0])
+
+    def interaction_width(self) -> int:
+        """Width of InteractionArch's output, the top MLP's input."""
+        n = self.n_tables + 1  # dense vector plus one pooled vector per table
+        if self.interaction_op == "cat":
+            return n * self.embedding_dim
+        pairs = n * (n + 1) // 2 if self.interaction_itself else n * (n - 1) // 2
+        return self.embedding_dim + pairs
+
+    def validate(self) -> DLRMConfig:
+        """Raise ``ValueError`` with the numbers if the pieces do not fit together; return ``self``."""
+        if not self.embedding_sizes or min(self.embedding_sizes) < 1:
+            raise ValueError(f"embedding_sizes must be positive row counts, got {list(self.embedding_sizes)}")
+        if self.embedding_dim < 1:
+            raise ValueError(f"embedding_dim must be >= 1, got {self.embedding_dim}")
+        if len(self.mlp_bot) < 2 or min(self.mlp_bot) < 1:
+            raise ValueError(f"mlp_bot needs an input and 1+ layers, all positive, got {self.mlp_bot}")
+        if self.mlp_bot[-1] != self.embedding_dim:
+            raise ValueError(f"bottom MLP output {self.mlp_bot[-1]} != embedding dim {self.embedding_dim} "
+                             f"(mlp_bot {'-'.join(map(str, self.mlp_bot))})")
+        if not self.mlp_top or min(self.mlp_top) < 1:
+            raise ValueError(f"mlp_top needs at least one layer of positive widths, got {self.mlp_top}")
+        if self.mlp_top[-1] != 1:
+            raise ValueError(f"top MLP must end in 1 output (the click logit), got {self.mlp_top[-1]}")
+        if self.interaction_op not in ("dot", "cat"):
+            raise ValueError(f"interaction_op must be 'dot' or 'cat', got {self.interaction_op!r}")
+        return self
+
+
+def _mlp(widths: list[int], last_relu: bool, generator: torch.Generator) -> nn.Sequential:
+    """Linear layers ``widths[0] -> ... -> widths[-1]``, ReLU between, initialised like the reference."""
+    layers: list[nn.Module] = []
+    for i, (n, m) in enumerate(zip(widths[:-1], widths[1:])):
+        lin = nn.Linear(n, m)
+        with torch.no_grad():  # the reference's init: W ~ N(0, sqrt(2 / (m + n))), b ~ N(0, sqrt(1 / m))
+            lin.weight.normal_(0.0, math.sqrt(2.0 / (m + n)), generator=generator)
+            lin.bias.normal_(0.0, math.sqrt(1.0 / m), generator=generator)
+        layers.append(lin)
+        if i < len(widths) - 2 or last_relu:
+            layers.append(nn.ReLU(inplace=True))  # in place: one (B, m) buffer less per layer
+    return nn.Sequential(*layers)
+
+
+class DenseArch(nn.Module):
+    """Bottom MLP: ``(B, F)`` dense features to ``(B, D)``."""
+
+    def __init__(self, widths: list[int], generator: torch.Generator):
+        super().__init__()
+        self.model = _mlp(list(widths), last_relu=True, generator=generator)
+
+    def forward(self, dense: torch.Tensor) -> torch.Tensor:
+        return self.model(dense)  # (B, D)
+
+
+def init_table(rows: int, dim: int, seed: int, table: int) -> torch.Tensor:
+    """Table ``table``'s initial weight, ``U(-1/sqrt(rows), 1/sqrt(rows))`` as in the reference.
+
+    Each table has its own generator (seeded from ``seed`` and the table index), so a table gets the
+    same rows whether it lives in a fused weight, its own module or on another rank.
+    """
+    g = torch.Generator().manual_seed(seed * 100_003 + table + 1)
+    bound = math.sqrt(1.0 / rows)
+    return torch.empty(rows, dim).uniform_(-bound, bound, generator=g)  # (rows, D)
+
+
+class SparseArch(nn.Module):
+    """One sum-pooled embedding per table: ids to ``(B, T, D)``.
+
+    ``fused`` keeps every table in one ``(sum rows, D)`` weight and looks a batch up in one call,
+    with each table's base row added from ``table_offsets`` (built once); otherwise one
+    ``nn.EmbeddingBag`` per table. ``tables`` selects which global tables this arch holds (a rank's
+    shard); their initial weights do not depend on the selection.
+    """
+
+    def __init__(self, embedding_sizes: list[int], dim: int, *, seed: int = 0, fused: bool = True,
+                 sparse_grad: bool = True, tables: list[int] | None = None):
+        super().__init__()
+        self.tables = list(range(len(embedding_sizes))) if tables is None else list(tables)
+        self.sizes = [int(embedding_sizes[t]) for t in self.tables]
+        self.dim = dim
+        self.fused = fused
+        self.sparse_grad = sparse_grad
+        inits = [init_table(n, dim, seed, t) for n, t in zip(self.sizes, self.tables)]
+        if fused:
+            self.weight = nn.Parameter(torch.cat(inits) if inits else torch.empty(0, dim))  # (sum rows, D)
+            base = torch.zeros(len(self.sizes), dtype=torch.int64)
+            if self.sizes:
+                base[1:] = torch.cumsum(torch.tensor(self.sizes[:-1], dtype=torch.int64), 0)
+            self.register_buffer("table_offsets", base, persistent=False)  # (T,)
+        else:
+            self.bags = nn.ModuleList(
+                nn.EmbeddingBag.from_pretrained(w, freeze=False, mode="sum", sparse=sparse_grad)
+                for w in inits)
+
+    @property
+    def n_tables(self) -> int:
+        return len(self.sizes)
+
+    def forward(self, ids: torch.Tensor, offsets: torch.Tensor | None = None) -> torch.Tensor:
+        """One-hot ``ids (B, T)``, or multi-hot ``ids (N,)`` with ``offsets (T * B + 1,)``: ``(B, T, D)``."""
+        T = self.n_tables
+        if offsets is None:  # one-hot: a plain gather, no bags
+            if self.fused:
+                rows = ids + self.table_offsets  # (B, T) rows of the fused weight
+                return F.embedding(rows, self.weight, sparse=self.sparse_grad)  # (B, T, D)
+            return torch.stack([F.embedding(ids[:, t], bag.weight, sparse=self.sparse_grad)
+                                for t, bag in enumerate(self.bags)], dim=1)  # (B, T, D)
+        B = (offsets.shape[0] - 1) // T
+        if self.fused:
+            per_table = offsets[B::B] - offsets[0:-1:B]  # (T,) ids per table
+            base = torch.repeat_interleave(self.table_offsets, per_table, output_size=ids.shape[0])  # (N,)
+            rows = ids + base  # (N,)
+            pooled = F.embedding_bag(rows, self.weight, offsets, mode="sum", sparse=self.sparse_grad,
+                                     include_last_offset=True)  # (T * B, D)
+            return pooled.view(T, B, self.dim).transpose(0, 1)  # (B, T, D)
+        out = []
+        for t, bag in enumerate(self.bags):
+            o = offsets[t * B:(t + 1) * B + 1]
+            out.append(bag(ids[o[0]:o[-1]], o[:-1] - o[0]))  # (B, D)
+        return torch.stack(out, dim=1)  # (B, T, D)
+
+
+class InteractionArch(nn.Module):
+    """Feature interaction: ``(B, D)`` dense and ``(B, T, D)`` sparse to ``(B, output_dim)``.
+
+    ``dot``: the dense vector followed by the dot products of every pair of the ``T + 1`` vectors
+    (``i > j``, or ``i >= j`` with ``itself``), in the reference's order. ``cat``: all ``T + 1``
+    vectors concatenated. The pair indices are built once here.
+    """
+
+    def __init__(self, n_tables: int, dim: int, op: str = "dot", itself: bool = False):
+        super().__init__()
+        if op not in ("dot", "cat"):
+            raise ValueError(f"interaction op must be 'dot' or 'cat', got {op!r}")
+        self.op = op
+        n = n_tables + 1
+        li, lj = torch.tril_indices(n, n, offset=0 if itself else -1)  # row-major: i ascending, then j
+        # flat positions in the (T + 1) x (T + 1) Gram matrix: index_select on them is about twice as fast
+        # (forward and backward) as gram[:, li, lj]
+        self.register_buffer("pairs", li * n + lj, persistent=False)  # (pairs,)
+        self.output_dim = n * dim if op == "cat" else dim + int(li.numel())
+
+    def forward(self, dense: torch.Tensor, sparse: torch.Tensor) -> torch.Tensor:
+        B, _, D = sparse.shape
+        combined = torch.cat([dense.unsqueeze(1), sparse], dim=1)  # (B, T + 1, D)
+        if self.op == "cat":
+            return combined.reshape(B, -1)  # (B, (T + 1) * D)
+        gram = torch.bmm(combined, combined.transpose(1, 2))  # (B, T + 1, T + 1)
+        return torch.cat([dense, gram.view(B, -1).index_select(1, self.pairs)], dim=1)  # (B, D + pairs)
+
+
+class OverArch(nn.Module):
+    """Top MLP: interactions ``(B, I)`` to one logit per sample ``(B,)``; its sigmoid is the click rate."""
+
+    def __init__(self, in_features: int, widths: list[int], generator: torch.Generator):
+        super().__init__()
+        self.in_features = in_features
+        self.model = _mlp([in_features, *widths], last_relu=False, generator=generator)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x).squeeze(1)  # (B,)
+
+
+class DLRM(nn.Module):
+    """DLRM: ``forward(dense, ids, offsets=None)`` returns click logits ``(B,)``.
+
+    Weights are a function of ``seed`` only (MLPs from one generator, each table from its own), so two
+    models built with the same config and seed are identical, whatever the sharding.
+    """
+
+    def __init__(self, config: DLRMConfig, seed: int = 0, tables: list[int] | None = None):
+        super().__init__()
+        self.config = config.validate()
+        g = torch.Generator().manual_seed(seed)
+        self.dense_arch = DenseArch(config.mlp_bot, g)
+        self.sparse_arch = SparseArch(config.embedding_sizes, config.embedding_dim, seed=seed,
+                                      fused=config.fused, sparse_grad=config.sparse_grad, tables=tables)
+        self.inter_arch = InteractionArch(config.n_tables, config.embedding_dim, config.interaction_op,
+                                          config.interaction_itself)
+        if self.inter_arch.output_dim != config.interaction_width():
+            raise ValueError(f"interaction width {self.inter_arch.output_dim} != config's "
+                             f"{config.interaction_width()}")
+        self.over_arch = OverArch(self.inter_arch.output_dim, config.mlp_top, g)
+
+    def forward(self, dense: torch.Tensor, ids: torch.Tensor,
+                offsets: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.dense_arch(dense)  # (B, D)
+        e = self.sparse_arch(ids, offsets)  # (B, T, D)
+        z = self.inter_arch(x, e)  # (B, I)
+        return self.over_arch(z)  # (B,)
+
+    def embedding_parameters(self) -> list[nn.Parameter]:
+        """The embedding weights (sparse gradients when ``config.sparse_grad``)."""
+        return list(self.sparse_arch.parameters())
+
+    def dense_parameters(self) -> list[nn.Parameter]:
+        """Every MLP parameter (dense gradients; the part DDP replicates)."""
+        return [*self.dense_arch.parameters(), *self.over_arch.parameters()]
+
+
+class DLRMTrain(nn.Module):
+    """The loss wrapper: ``forward(batch)`` gives ``(loss, logits)``, mean binary cross-entropy on logits."""
+
+    def __init__(self, model: DLRM):
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self.model(batch.dense, batch.ids, batch.offsets)  # (B,)
+        loss = F.binary_cross_entropy_with_logits(logits, batch.labels)
+        return loss, logits.detach()

@@ -1,0 +1,332 @@
+"""Training the DLRM: the loop, optimizers, metrics, checkpoints and the ``python -m model.train`` entry.
+
+``run(args)`` is what ``tracegen train DATA ...`` and ``python -m model.train DATA ...`` call (the
+arguments are defined once, in :mod:`tracegen.commands.train`). It opens the data (a trace file, or a
+dist.json sampled on the fly), checks that the data fits the architecture before any step, trains for
+``--num-batches`` or ``--epochs``, and every ``--print-freq`` batches reports loss, accuracy, exact AUC
+and samples/s (data loading included) as one JSON line in ``--out/metrics.jsonl``. Validation runs every
+``--test-freq`` batches and at the end. Checkpoints (``--out/checkpoint.pt``) hold the model, optimizer
+state and step; ``--resume`` continues from one and gives the same result as an uninterrupted run
+(batches are a function of the seed and the batch index, never of the history).
+
+With ``--distributed`` (under ``torchrun``) tables are sharded across ranks and the MLPs are data
+parallel (:mod:`model.distributed`); rank 0 writes the metrics, every rank its checkpoint shard.
+
+Notation: ``B`` batch, ``T`` tables, ``D`` embedding dim.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from model.data import (
+    SyntheticBatches,
+    TraceBatches,
+    check_compatible,
+    is_dist_json,
+    load,
+    max_ids,
+    prefetch,
+    split_indices,
+)
+from model.dlrm import DLRM, DLRMConfig, DLRMTrain
+from model.metrics import roc_auc
+from tracegen.errors import TracegenError
+
+METRICS = "metrics.jsonl"
+CHECKPOINT = "checkpoint.pt"
+
+
+def parse_sizes(text: str | None, what: str) -> list[int] | None:
+    """``"13-512-256"`` to ``[13, 512, 256]`` (``None`` stays ``None``)."""
+    if text is None:
+        return None
+    try:
+        sizes = [int(x) for x in str(text).split("-")]
+    except ValueError:
+        raise TracegenError(f"{what} must be integers joined by '-', e.g. 13-512-256, got {text!r}") from None
+    if min(sizes) < 1:
+        raise TracegenError(f"{what} entries must be positive, got {text!r}")
+    return sizes
+
+
+def make_optimizers(dense_params, sparse_params, name: str, lr: float) -> list[torch.optim.Optimizer]:
+    """SGD or Adagrad: a foreach torch optimizer for the MLPs, a sparse one (:mod:`model.optim`) for tables.
+
+    The embedding optimizers touch only the rows a batch looked up; Adagrad is element-wise on the MLPs
+    and exact row-wise on the tables (one accumulator per row, as TorchRec/FBGEMM do).
+    """
+    from model.optim import RowWiseAdagrad, SparseSGD
+
+    dense_params, sparse_params = list(dense_params), list(sparse_params)
+    if name == "sgd":
+        opts = [torch.optim.SGD(dense_params, lr=lr, foreach=True)]
+        if sparse_params:
+            opts.append(SparseSGD(sparse_params, lr=lr))
+    elif name == "adagrad":
+        opts = [torch.optim.Adagrad(dense_params, lr=lr, foreach=True)]
+        if sparse_params:
+            opts.append(RowWiseAdagrad(sparse_params, lr=lr))
+    else:
+        raise TracegenError(f"optimizer must be 'sgd' or 'adagrad', got {name!r}")
+    return opts
+
+
+@dataclasses.dataclass
+class _Interval:
+    """Running sums of one reporting interval."""
+
+    losses: list = dataclasses.field(default_factory=list)  # (loss tensor, batch size)
+    logits: list = dataclasses.field(default_factory=list)
+    labels: list = dataclasses.field(default_factory=list)
+    start: float = dataclasses.field(default_factory=time.perf_counter)
+
+    def add(self, loss, logits, labels):
+        self.losses.append(loss.detach() * labels.shape[0])
+        self.logits.append(logits.detach())
+        self.labels.append(labels)
+
+    def summary(self, gather) -> dict:
+        lg, lb = gather(torch.cat(self.logits)), gather(torch.cat(self.labels))
+        loss = float(gather(torch.stack(self.losses).sum().reshape(1).double()).sum()) / lb.shape[0]
+        lg, lb = lg.float().cpu().numpy(), lb.cpu().numpy()
+        return {"loss": loss, "accuracy": float(np.mean((lg > 0) == (lb > 0.5))), "auc": roc_auc(lb, lg),
+                "samples": int(lb.shape[0])}
+
+
+def _open_data(args, n_dense_default: int):
+    """(train batches, val batches or None, cardinalities, max ids, dense width or None, path)."""
+    path = args.data
+    B = args.mini_batch_size
+    if is_dist_json(path):
+        train = SyntheticBatches(path, B, seed=args.seed, stream=0, n_dense=n_dense_default)
+        val = SyntheticBatches(path, B, seed=args.seed, stream=1, n_dense=n_dense_default, chunk_batches=4)
+        tr = train.first
+        return train, val, tr.cardinalities, None, None if tr.dense is None else int(tr.dense.shape[1]), path
+    trace = load(path)
+    trace.validate(path if isinstance(path, (str, os.PathLike)) else None)
+    parts = split_indices(trace.n_samples, args.split, seed=args.seed)
+    n_dense = None if trace.dense is None else int(trace.dense.shape[1])
+    nd = n_dense if n_dense is not None else n_dense_default
+    drop = bool(args.distributed)  # every rank needs an equal slice of each batch
+    train = TraceBatches(trace, parts["train"], B, shuffle=not args.no_shuffle, seed=args.seed,
+                         drop_last=drop, n_dense=nd)
+    val = TraceBatches(trace, parts["val"], B, n_dense=nd, drop_last=drop)
+    return train, val, trace.cardinalities, max_ids(trace), n_dense, path if isinstance(path, str) else None
+
+
+def build_config(args, cardinalities: list[int], n_dense: int | None) -> DLRMConfig:
+    D = args.arch_sparse_feature_size
+    sizes = parse_sizes(args.arch_embedding_size, "--arch-embedding-size") or list(cardinalities)
+    bot = parse_sizes(args.arch_mlp_bot, "--arch-mlp-bot") or [n_dense or 13, 512, 256, 64, D]
+    top = parse_sizes(args.arch_mlp_top, "--arch-mlp-top")
+    cfg = DLRMConfig(embedding_sizes=sizes, embedding_dim=D, mlp_bot=bot, mlp_top=top,
+                     interaction_op=args.arch_interaction_op, interaction_itself=args.arch_interaction_itself)
+    try:
+        return cfg.validate()
+    except ValueError as e:
+        raise TracegenError(str(e)) from None
+
+
+def _write_json_line(path: str, record: dict) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train; returns 0. Raises :class:`TracegenError` on bad data, arguments or outputs."""
+    t_start = time.perf_counter()
+    if args.num_threads:
+        torch.set_num_threads(args.num_threads)
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise TracegenError("--device cuda but torch sees no CUDA device")
+    rank, world = 0, 1
+    if args.distributed:
+        from model import distributed as mdist
+
+        rank, world = mdist.init_from_env(args.device)
+        if device.type == "cuda":
+            device = torch.device("cuda", torch.cuda.current_device())
+        if args.mini_batch_size % world:
+            raise TracegenError(f"--mini-batch-size {args.mini_batch_size} is not divisible by {world} ranks")
+    lead = rank == 0
+    say = (lambda *a: None) if args.quiet or not lead else (lambda *a: print(*a, file=sys.stderr, flush=True))
+    if args.num_batches is not None and args.epochs is not None:
+        raise TracegenError("give --num-batches or --epochs, not both")
+
+    # ---- output folder, checked before any work ------------------------------------------------------
+    metrics_path = ckpt_path = None
+    if args.out:
+        os.makedirs(args.out, exist_ok=True)
+        metrics_path = os.path.join(args.out, METRICS)
+        suffix = f"-rank{rank}" if world > 1 else ""
+        ckpt_path = os.path.join(args.out, CHECKPOINT.replace(".pt", f"{suffix}.pt"))
+        if args.resume and not os.path.exists(ckpt_path):
+            raise TracegenError("no checkpoint to resume from", ckpt_path)
+        if not args.resume and os.path.exists(metrics_path) and not args.force:
+            raise TracegenError("already exists; pass --force to replace it or --resume to continue",
+                                metrics_path)
+    elif args.resume:
+        raise TracegenError("--resume needs --out DIR (where the checkpoint is)")
+
+    # ---- data and model, checked against each other before any step ----------------------------------
+    mlp_bot = parse_sizes(args.arch_mlp_bot, "--arch-mlp-bot")
+    train_b, val_b, cards, maxes, n_dense, path = _open_data(args, mlp_bot[0] if mlp_bot else 13)
+    cfg = build_config(args, cards, n_dense)
+    check_compatible(cards, maxes if maxes is not None else [c - 1 for c in cards], n_dense, cfg, path)
+    total = args.num_batches if args.num_batches is not None else (args.epochs or 1) * len(train_b)
+    if total < 1:
+        raise TracegenError(f"nothing to train: {total} batches (the training split has {len(train_b)})")
+    print_freq = max(1, min(args.print_freq, total))
+    if args.checkpoint_freq and args.checkpoint_freq % print_freq:
+        raise TracegenError(f"--checkpoint-freq {args.checkpoint_freq} must be a multiple of --print-freq "
+                            f"{print_freq} (a checkpoint closes a reporting interval)")
+
+    if args.distributed:
+        from model.distributed import DistributedDLRM, all_gather_cat
+
+        net = DistributedDLRM(cfg, seed=args.seed, device=device)
+        mine = lambda b: net.local_slice(b.batch_size)  # noqa: E731
+
+        def forward(b):
+            logits = net(b)  # (B / W,)
+            labels = b.labels[mine(b)]
+            return F.binary_cross_entropy_with_logits(logits, labels), logits, labels
+
+        gather = all_gather_cat
+        modules = net
+    else:
+        model = DLRM(cfg, seed=args.seed).to(device)
+        net = DLRMTrain(model)
+
+        def forward(b):
+            loss, logits = net(b)
+            return loss, logits, b.labels
+
+        gather = lambda x: x  # noqa: E731
+        modules = model
+    opts = make_optimizers(net.dense_parameters() if args.distributed else model.dense_parameters(),
+                           net.embedding_parameters() if args.distributed else model.embedding_parameters(),
+                           args.optimizer, args.learning_rate)
+    step = 0
+    if args.resume:
+        ck = torch.load(ckpt_path, map_location=device, weights_only=False)
+        if ck["config"] != dataclasses.asdict(cfg):
+            raise TracegenError("the checkpoint's architecture differs from this run's flags", ckpt_path)
+        modules.load_state_dict(ck["model"])
+        for o, s in zip(opts, ck["optimizers"]):
+            o.load_state_dict(s)
+        step = int(ck["step"])
+        if lead and metrics_path and os.path.exists(metrics_path):  # drop lines written after the checkpoint
+            with open(metrics_path) as f:  # (and the final validation, which the resumed run repeats)
+                keep = [ln for ln in f if (r := json.loads(ln))["step"] < step
+                        or (r["step"] == step and not r.get("final"))]
+            with open(metrics_path, "w") as f:
+                f.writelines(keep)
+        say(f"resumed from {ckpt_path} at batch {step}")
+    elif lead and metrics_path and os.path.exists(metrics_path):
+        os.unlink(metrics_path)
+
+    n_params = sum(p.numel() for p in modules.parameters())
+    say(f"DLRM: {cfg.n_tables} tables, {sum(cfg.embedding_sizes)} rows x {cfg.embedding_dim}, "
+        f"{n_params / 1e6:.1f}M parameters, {world} rank(s), {device}; training {total} batches of "
+        f"{args.mini_batch_size}")
+
+    def record(rec: dict):
+        if lead:
+            if metrics_path:
+                _write_json_line(metrics_path, rec)
+            if not args.quiet:
+                line = " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
+                                for k, v in rec.items())
+                print(line, file=sys.stderr, flush=True)
+
+    def evaluate(final: bool = False) -> None:
+        if val_b is None:
+            return
+        iv = _Interval()
+        n_val = args.num_val_batches if is_dist_json(args.data) else len(val_b)
+        with torch.no_grad():
+            for b in prefetch(val_b.batches(0, n_val), device=device):
+                loss, logits, labels = forward(b)
+                iv.add(loss, logits, labels)
+        if iv.logits:
+            s = iv.summary(gather)
+            record({"split": "val", "step": step, **s, **({"final": True} if final else {})})
+
+    def save() -> None:
+        if not ckpt_path:
+            return
+        tmp = ckpt_path + ".tmp"
+        torch.save({"config": dataclasses.asdict(cfg), "model": modules.state_dict(),
+                    "optimizers": [o.state_dict() for o in opts], "step": step, "seed": args.seed}, tmp)
+        os.replace(tmp, ckpt_path)
+
+    from tracegen._util import progress
+
+    iv = _Interval()
+    bar = progress(total=total, desc="train", unit="batch", enabled=lead and not args.quiet)
+    bar.update(step)
+    for b in prefetch(train_b.batches(step, total), device=device):
+        loss, logits, labels = forward(b)
+        for o in opts:
+            o.zero_grad(set_to_none=True)
+        loss.backward()
+        for o in opts:
+            o.step()
+        step += 1
+        iv.add(loss, logits, labels)
+        bar.update(1)
+        if step % print_freq == 0 or step == total:
+            s = iv.summary(gather)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            elapsed = time.perf_counter() - iv.start
+            record({"split": "train", "step": step, **s, "samples_per_s": s["samples"] / max(elapsed, 1e-9)})
+            if not math.isfinite(s["loss"]):
+                raise TracegenError(f"loss is {s['loss']} at batch {step}: lower --learning-rate")
+            if args.test_freq and step % args.test_freq == 0 and step != total:
+                evaluate()
+            if (args.checkpoint_freq and step % args.checkpoint_freq == 0) or step == total:
+                save()
+            iv = _Interval()
+    bar.close()
+    evaluate(final=True)
+    say(f"done in {time.perf_counter() - t_start:.1f} s"
+        + (f"; metrics in {metrics_path}" if metrics_path else ""))
+    if args.distributed:
+        import torch.distributed as dist
+
+        dist.barrier()
+        dist.destroy_process_group()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m model.train DATA ...`` (same flags as ``tracegen train``)."""
+    from tracegen.cli import _Parser
+    from tracegen.commands.train import add_arguments
+
+    p = _Parser(prog="python -m model.train", description=__doc__.split("\n\n")[0])
+    add_arguments(p)
+    args = p.parse_args(argv)
+    try:
+        return run(args)
+    except TracegenError as e:
+        print(f"model.train: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,293 @@
+"""TraceModel: the class-stack kernel against tests/naive.py, fit/sample/save/load, determinism, fidelity."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tests import naive
+from tracegen import _sample_kernels as K
+from tracegen.errors import TracegenError
+from tracegen.trace import Table, Trace
+from tracegen.tracemodel import (
+    ClassStackSampler,
+    TraceModel,
+    fidelity,
+    fit_class_stack,
+    permute_ids,
+    validate_dist,
+)
+
+
+def planted_trace(n: int = 40_000, u: int = 3_000, seed: int = 0) -> np.ndarray:
+    """Zipf popularity with temporal locality: half the accesses repeat a recent id."""
+    rng = np.random.default_rng(seed)
+    ranks = np.minimum(rng.zipf(1.3, n) - 1, u - 1)
+    perm = rng.permutation(u)
+    ids = perm[ranks]
+    recent = rng.random(n) < 0.5
+    back = np.minimum(rng.geometric(0.05, n), np.arange(n))
+    for i in np.nonzero(recent)[0]:
+        if back[i] > 0:
+            ids[i] = ids[i - back[i]]
+    return ids.astype(np.int64)
+
+
+def _run_kernel(cls, cold, dd, upick, bud, max_ids, cap, n_slots=4096):
+    c = int(cap.shape[0])
+    made = np.zeros(c, np.int64)
+    state = np.zeros(3, np.int64)
+    tree = np.zeros(n_slots + 1, np.int32)
+    slot_ord = np.full(n_slots, -1, np.int64)
+    slot_cls = np.zeros(n_slots, np.int32)
+    slot_rem = np.zeros(n_slots, np.int64)
+    b0 = np.zeros((c, n_slots >> 6), np.uint64)
+    b1 = np.zeros((c, max(1, n_slots >> 12)), np.uint64)
+    b2 = np.zeros((c, 1), np.uint64)
+    out = np.empty(cls.shape[0], np.int64)
+    i = 0
+    while i < cls.shape[0]:
+        i = K._class_stack_run(
+            cls,
+            cold,
+            dd,
+            upick,
+            bud,
+            i,
+            out,
+            state,
+            tree,
+            slot_ord,
+            slot_cls,
+            slot_rem,
+            b0,
+            b1,
+            b2,
+            max_ids,
+            made,
+            cap,
+        )
+        if i < cls.shape[0]:  # compact into fresh arrays of the same size (live stays small here)
+            old = slot_ord, slot_cls, slot_rem
+            tree = np.zeros(n_slots + 1, np.int32)
+            slot_ord = np.full(n_slots, -1, np.int64)
+            slot_cls = np.zeros(n_slots, np.int32)
+            slot_rem = np.zeros(n_slots, np.int64)
+            b0[:], b1[:], b2[:] = 0, 0, 0
+            live = K._compact(
+                old[0], old[1], old[2], int(state[0]), tree, slot_ord, slot_cls, slot_rem, b0, b1, b2
+            )
+            assert live == state[1]
+            state[0] = live
+    return out
+
+
+@pytest.mark.parametrize("max_ids", [10_000, 150])
+def test_kernel_matches_naive(rng, max_ids):
+    n, c = 6_000, 5
+    cls = rng.integers(0, c, n).astype(np.int32)
+    cold = rng.random(n) < 0.05
+    dd = np.minimum(rng.geometric(0.02, n) - 1, 5_000).astype(np.int64)
+    upick = rng.random(n)
+    lo = np.array([1, 2, 5, 20, 100], np.int64)
+    hi = np.array([1, 3, 8, 40, 1 << 40], np.int64)
+    bud = lo[cls] + (rng.random(n) * np.minimum(hi - lo + 1, 1000)[cls]).astype(np.int64)
+    cap = np.array([10_000, 50, 10_000, 3, 1], np.int64)
+    got = _run_kernel(cls, cold, dd, upick, bud, max_ids, cap)  # 4096 slots: compacts at least once
+    want = naive.class_stack_run(cls, cold, dd, upick, bud, max_ids, cap)
+    assert np.array_equal(got, want)
+
+
+def test_bitset_succ_pred_against_sorted_sets(rng):
+    n_slots, c = 1 << 19, 3  # three levels in use
+    b0 = np.zeros((c, n_slots >> 6), np.uint64)
+    b1 = np.zeros((c, n_slots >> 12), np.uint64)
+    b2 = np.zeros((c, 2), np.uint64)
+    sets = [set() for _ in range(c)]
+    for _ in range(3000):
+        k, s = int(rng.integers(c)), int(rng.integers(n_slots))
+        if s in sets[k] and rng.random() < 0.5:
+            K._bs_clear(b0, b1, b2, k, s)
+            sets[k].discard(s)
+        else:
+            K._bs_set(b0, b1, b2, k, s)
+            sets[k].add(s)
+        q = int(rng.integers(n_slots))
+        succ = min((x for x in sets[k] if x >= q), default=-1)
+        pred = max((x for x in sets[k] if x <= q), default=-1)
+        assert K._bs_succ(b0, b1, b2, k, q) == succ
+        assert K._bs_pred(b0, b1, b2, k, q) == pred
+
+
+@pytest.mark.parametrize("m", [1, 2, 3, 17, 1000, 65_537])
+def test_permutation_is_a_bijection(m):
+    ss = np.random.SeedSequence(3)
+    p = permute_ids(np.arange(m), m, ss)
+    assert np.array_equal(np.sort(p), np.arange(m))
+    if m > 100:
+        assert not np.array_equal(p, np.arange(m))
+
+
+def test_sample_before_fit_says_what_to_call():
+    with pytest.raises(TracegenError, match=r"call fit\(trace\) or TraceModel.load"):
+        TraceModel().sample(10)
+
+
+def test_fit_and_sample_planted_fidelity():
+    ids = planted_trace()
+    real = Trace.single(ids, cardinality=int(ids.max()) + 1)
+    model = TraceModel().fit(real)
+    syn = model.sample(seed=1)
+    syn.validate()
+    assert syn.n_samples == real.n_samples and syn.tables[0].cardinality == real.tables[0].cardinality
+    f = fidelity(real, syn)["t0"]
+    assert f["mrc_mean"] <= 0.01 and f["mrc_max"] <= 0.03
+    assert f["top1"] <= 0.02 and f["top10"] <= 0.03
+    assert 0.9 <= f["distinct_ratio"] <= 1.1
+
+
+def test_same_seed_same_trace_and_chunking_does_not_matter():
+    ids = planted_trace(20_000)
+    model = TraceModel().fit(Trace.single(ids))
+    a = model.sample(20_000, seed=7)
+    assert a.equals(model.sample(20_000, seed=7))
+    assert not np.array_equal(a.tables[0].values, model.sample(20_000, seed=8).tables[0].values)
+    chunks = list(model.sample_iter(20_000, seed=7, chunk_samples=3_001))
+    assert np.array_equal(np.concatenate([c.tables[0].values for c in chunks]), a.tables[0].values)
+
+
+def test_class_stack_reproduces_class_counts():
+    ids = planted_trace(30_000)
+    lengths = np.ones(ids.shape[0], np.int64)
+    node = fit_class_stack(ids, lengths, min_count=10)
+    shares = np.array([c["share"] for c in node["classes"]])
+    assert abs(shares.sum() - 1) < 1e-9
+    assert all(c["n_ids"] >= 10 for c in node["classes"])
+    s = ClassStackSampler(node, int(ids.max()) + 1, np.random.SeedSequence(0))
+    out = s.next(30_000, np.zeros(30_000, np.int64))
+    assert out.min() >= 0 and out.max() <= ids.max()
+    # the most popular class's share of accesses is kept
+    top = node["classes"][-1]
+    cnt = np.sort(np.unique(out, return_counts=True)[1])[::-1]
+    assert abs(cnt[: top["n_ids"]].sum() / 30_000 - top["share"]) < 0.03
+
+
+def multi_hot_trace(b: int = 3_000, seed: int = 0) -> Trace:
+    rng = np.random.default_rng(seed)
+    lens = rng.integers(0, 4, b)
+    t1 = Table.from_lengths("A", rng.integers(0, 500, int(lens.sum())), lens, 500)
+    t2 = Table.one_hot("B", np.minimum(rng.zipf(1.5, b) - 1, 99), 100)
+    dense = np.column_stack([rng.integers(0, 50, b), rng.normal(0, 1, b)]).astype(np.float32)
+    labels = (rng.random(b) < 0.25).astype(np.float32)
+    return Trace([t1, t2], dense=dense, labels=labels)
+
+
+def test_multi_hot_dense_labels_drop_in():
+    real = multi_hot_trace()
+    syn = TraceModel().fit(real).sample(seed=0)
+    syn.validate()
+    assert syn.names == real.names and syn.cardinalities == real.cardinalities
+    assert syn.dense.shape == real.dense.shape and syn.dense.dtype == real.dense.dtype
+    assert syn.labels.shape == real.labels.shape and syn.labels.dtype == real.labels.dtype
+    assert syn.tables[1].is_one_hot
+    assert abs(syn.tables[0].lengths.mean() - real.tables[0].lengths.mean()) < 0.1
+    assert abs(syn.labels.mean() - 0.25) < 0.04
+    assert np.all(syn.dense[:, 0] == np.round(syn.dense[:, 0]))  # integer column stays integer
+    assert abs(np.median(syn.dense[:, 1]) - np.median(real.dense[:, 1])) < 0.15
+
+
+def test_save_load_round_trip(tmp_path):
+    real = multi_hot_trace(1_000)
+    m = TraceModel().fit(real)
+    p = tmp_path / "dist.json"
+    m.save(p)
+    with pytest.raises(TracegenError, match="already exists"):
+        m.save(p)
+    m2 = TraceModel.load(p)
+    assert m2.model_ == json.loads(p.read_text())
+    assert m.sample(500, seed=3).equals(m2.sample(500, seed=3))
+    doc = json.loads(p.read_text())
+    assert doc["format"] == "tracegen-dist" and doc["schema_version"] == 1
+    assert doc["privacy"]["raw_ids"] is False and doc["privacy"]["min_count"] == 10
+
+
+def _doc():
+    return TraceModel().fit(Trace.single(planted_trace(5_000))).model_
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda d: d.update(format="something"), "format: is 'something'"),
+        (lambda d: d.update(schema_version=2), "schema_version: is 2, but this tracegen reads up to 1"),
+        (lambda d: d["tables"][0].pop("cardinality"), r"tables\[0\].cardinality: missing field"),
+        (
+            lambda d: d["tables"][0]["ids"].update(kind="nonsense"),
+            r"tables\[0\].ids.kind: unknown kind 'nonsense'",
+        ),
+        (
+            lambda d: d["tables"][0]["ids"]["classes"][1]["sd"]["probs"].__setitem__(0, -0.5),
+            r"tables\[0\].ids.classes\[1\].sd.probs\[0\]: negative probability",
+        ),
+        (
+            lambda d: d["tables"][0]["ids"]["classes"][1]["sd"]["probs"].__setitem__(
+                0, d["tables"][0]["ids"]["classes"][1]["sd"]["probs"][0] + 0.07
+            ),
+            r"tables\[0\].ids.classes\[1\].sd.probs: sums to 1.07, not 1",
+        ),
+        (lambda d: d["tables"][0]["ids"]["mix"][0].__setitem__(0, 5.0), r"tables\[0\].ids.mix\[0\]: sums to"),
+        (lambda d: d["tables"][0]["ids"]["cold"][0].__setitem__(0, 1.5), r"tables\[0\].ids.cold\[0\]: rates"),
+        (
+            lambda d: d["tables"][0].update(bag_length={"kind": "constant"}),
+            r"tables\[0\].bag_length.value: missing",
+        ),
+        (lambda d: d.update(labels={"kind": "bernoulli", "rate": 2}), "labels.rate: must be in"),
+    ],
+)
+def test_bad_dist_json_names_the_field(tmp_path, edit, message):
+    d = _doc()
+    edit(d)
+    p = tmp_path / "bad.json"
+    p.write_text(json.dumps(d))
+    with pytest.raises(TracegenError, match=message) as e:
+        TraceModel.load(p)
+    assert str(e.value).startswith(str(p)) and "\n" not in str(e.value)
+
+
+def test_load_not_json_and_missing(tmp_path):
+    p = tmp_path / "x.json"
+    p.write_text("{nope")
+    with pytest.raises(TracegenError, match="not valid JSON"):
+        TraceModel.load(p)
+    with pytest.raises(TracegenError, match="no such file"):
+        TraceModel.load(tmp_path / "absent.json")
+
+
+def test_from_spec_validates():
+    with pytest.raises(TracegenError, match="tables: missing field"):
+        TraceModel.from_spec({"format": "tracegen-dist", "schema_version": 1})
+    validate_dist(_doc())
+
+
+def test_fit_rejects_bad_input():
+    with pytest.raises(TracegenError, match="min_count must be >= 2"):
+        TraceModel(min_count=1).fit(Trace.single(np.arange(10)))
+    with pytest.raises(TracegenError, match="empty"):
+        TraceModel().fit(Trace([Table.one_hot("a", np.zeros(0, np.int64), 5)]))
+    with pytest.raises(TracegenError, match="needs a tracegen Trace"):
+        TraceModel().fit(np.arange(10))
+
+
+def test_fidelity_of_a_trace_with_itself_is_zero():
+    tr = Trace.single(planted_trace(5_000))
+    f = fidelity(tr, tr)["t0"]
+    assert f["mrc_max"] == 0 and f["top1"] == 0 and f["footprint"] == 0 and f["bag_tv"] == 0
+
+
+def test_shared_data_oltp_fidelity(shared_data):
+    ids = np.load(shared_data / "arc" / "arc_OLTP_P3.npz")["OLTP"][:200_000].astype(np.int64)
+    real = Trace.single(ids)
+    f = fidelity(real, TraceModel().fit(real).sample(seed=0))["t0"]
+    assert f["mrc_mean"] <= 0.01 and f["top1"] <= 0.02

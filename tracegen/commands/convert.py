@@ -1,0 +1,156 @@
+"""Convert a trace between formats (streaming for raw Criteo text and large traces).
+
+The output format comes from --to or the extension (.npz writes the native npz; use --to dlrm-npz
+for the DLRM reference's processed npz). Formats that hold one id sequence (oracle-general,
+lcs-csv, txt, dlrm-trace*) take --table NAME, or --table all to flatten every table.
+
+Examples:
+  tracegen convert train.txt kaggle_processed.npz --to dlrm-npz
+  tracegen convert trace.npz trace.oracleGeneral.bin --table C3
+  tracegen convert cloudPhysicsIO.csv cloud.npz --densify
+"""
+
+from __future__ import annotations
+
+import os
+
+from tracegen.commands._common import add_command, add_quiet, input_file
+from tracegen.commands._io import add_read_options, add_write_options, read_options, write_options
+from tracegen.trace import Trace
+
+ORDER = 15
+CHUNK_SAMPLES = 1 << 20
+STREAM_ABOVE = 1 << 22  # accesses; smaller traces are written in one call
+
+
+def register(sub) -> None:
+    p = add_command(sub, "convert", run, __doc__)
+    p.add_argument("input", metavar="IN", help="input trace file")
+    p.add_argument("output", metavar="OUT", help="output file")
+    p.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    add_quiet(p)
+    add_read_options(p)
+    add_write_options(p)
+
+
+def convert_criteo(
+    src: str,
+    fmt: str,
+    dst: str,
+    to: str,
+    *,
+    force: bool = False,
+    max_ind_range: int = -1,
+    progress: bool | None = None,
+    **write_opts,
+) -> int:
+    """Stream raw Criteo text into any writer (bounded memory); returns the number of samples."""
+    from tracegen import formats
+    from tracegen._util import progress as bar
+    from tracegen.formats.criteo import N_CAT, CriteoParser, chunk_trace
+    from tracegen.trace import default_names
+
+    parser = CriteoParser(src, fmt, max_ind_range=max_ind_range)
+    names = default_names(N_CAT)
+    writer = formats.open_writer(dst, to, names=names, cardinalities=[0] * N_CAT, force=force, **write_opts)
+    ok = False
+    try:
+        with bar(total=parser.size, desc="convert", unit="B", unit_scale=True, enabled=progress) as pb:
+            last = 0
+            for y, x_int, ids in parser.chunks():
+                writer.write(chunk_trace(y, x_int, ids, parser.counts, names))
+                pb.update(parser.bytes_read - last)
+                last = parser.bytes_read
+        if parser.rows == 0:
+            from tracegen.errors import TraceFormatError
+
+            raise TraceFormatError("trace is empty (no data lines)", src)
+        writer.cardinalities = parser.counts
+        ok = True
+    finally:
+        if ok:
+            writer.close()
+        else:
+            writer.abort()
+    return parser.rows
+
+
+def convert(
+    src: str,
+    dst: str,
+    *,
+    fmt: str | None = None,
+    to: str | None = None,
+    force: bool = False,
+    read_opts: dict | None = None,
+    write_opts: dict | None = None,
+    progress: bool | None = None,
+) -> dict:
+    """Convert ``src`` to ``dst``; returns ``{"from", "to", "samples", "tables", "accesses"}``."""
+    from tracegen import formats
+    from tracegen._util import check_output
+    from tracegen._util import progress as bar
+
+    read_opts, write_opts = dict(read_opts or {}), dict(write_opts or {})
+    fmt = fmt or formats.detect(src)
+    to = formats.output_format(dst, to)
+    check_output(dst, force)
+    if os.path.abspath(src) == os.path.abspath(dst):
+        from tracegen.errors import TracegenError
+
+        raise TracegenError("input and output are the same file", dst)
+    if fmt in ("criteo-tsv", "criteo-csv"):
+        unknown = set(read_opts) - {"max_ind_range"}
+        if unknown:
+            from tracegen.errors import TracegenError
+
+            raise TracegenError(f"{fmt} reader takes no option {', '.join(map(repr, sorted(unknown)))}", src)
+        rows = convert_criteo(src, fmt, dst, to, force=force, progress=progress, **read_opts, **write_opts)
+        return {"from": fmt, "to": to, "samples": rows, "tables": 26, "accesses": 26 * rows}
+    if fmt == "npz":
+        read_opts.setdefault("validate", True)  # conversion touches every id anyway
+    trace = formats.read(src, fmt, **read_opts)
+    info = {
+        "from": fmt,
+        "to": to,
+        "samples": trace.n_samples,
+        "tables": trace.n_tables,
+        "accesses": trace.n_accesses,
+    }
+    if trace.n_accesses <= STREAM_ABOVE or formats.FORMATS[to].stream_writer is None:
+        formats.write(trace, dst, to, force=force, **write_opts)
+        return info
+    with formats.open_writer(
+        dst, to, names=trace.names, cardinalities=trace.cardinalities, force=force, **write_opts
+    ) as w:
+        for start in bar(
+            range(0, trace.n_samples, CHUNK_SAMPLES),
+            total=-(-trace.n_samples // CHUNK_SAMPLES),
+            desc="convert",
+            unit="chunk",
+            enabled=progress,
+        ):
+            w.write(trace.slice(start, start + CHUNK_SAMPLES))
+    return info
+
+
+def run(args) -> int:
+    """Convert a trace between formats (streaming for raw Criteo text and large traces)."""
+    src = input_file(args.input)
+    info = convert(
+        src,
+        args.output,
+        fmt=args.fmt,
+        to=args.to,
+        force=args.force,
+        read_opts=read_options(args),
+        write_opts=write_options(args),
+        progress=False if args.quiet else None,
+    )
+    what = (
+        ""
+        if info["samples"] is None
+        else f": {info['samples']:,} samples, {info['tables']} tables, {info['accesses']:,} accesses"
+    )
+    print(f"wrote {args.output} ({info['to']}, from {info['from']}){what}")
+    return 0

@@ -1,0 +1,107 @@
+"""``tracegen report``: locality, footprint and bandwidth report of a trace (optionally against another)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from tracegen.commands._common import add_command, add_quiet, input_file
+from tracegen.errors import TracegenError
+
+ORDER = 70
+
+
+def _rate(text: str) -> float:
+    try:
+        r = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < r <= 1:
+        raise argparse.ArgumentTypeError(f"sample rate must be in (0, 1], got {text}")
+    return r
+
+
+def _positive(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return v
+
+
+def _bytes(text: str) -> int:
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+    t = text.strip().lower().removesuffix("ib").removesuffix("b")
+    mult = units.get(t[-1:], 1)
+    try:
+        v = float(t[:-1] if t[-1:] in units else t) * mult
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (examples: 80G, 512M, 1048576)") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"size must be non-negative, got {text}")
+    return int(v)
+
+
+def register(sub) -> None:
+    p = add_command(sub, "report", run, run.__doc__)
+    p.add_argument("trace", metavar="TRACE", help="trace file (any format tracegen reads)")
+    p.add_argument("--vs", metavar="OTHER", help="a second trace to compare against (e.g. a synthetic twin)")
+    p.add_argument("--from", dest="fmt", metavar="F", help="format of TRACE and OTHER (default: detected)")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="folder for the report (created)")
+    p.add_argument("--force", action="store_true", help="replace a report already in DIR")
+    p.add_argument("--dim", type=_positive, default=64, metavar="D", help="embedding dim (64)")
+    p.add_argument("--dtype", choices=["fp32", "fp16", "int8"], default="fp32",
+                   help="row storage for cache sizes and traffic (fp32)")
+    p.add_argument("--batch-size", type=_positive, default=2048, metavar="B", help="samples per batch (2048)")
+    p.add_argument("--sample-rate", type=_rate, metavar="R",
+                   help="SHARDS rate for every stream (default: automatic above the threshold)")
+    p.add_argument("--shards-threshold", type=_positive, metavar="N", default=None,
+                   help="sample streams longer than N accesses (default 4,000,000)")
+    p.add_argument("--budget", type=_bytes, metavar="BYTES",
+                   help="memory budget for placement, e.g. 80G (default: 10%% of the touched rows)")
+    p.add_argument("--throughput", type=float, default=1e6, metavar="S",
+                   help="samples/s for the bandwidth-needed figure (1e6)")
+    p.add_argument("--no-measure", action="store_true", help="skip the torch bandwidth measurement")
+    p.add_argument("--device", metavar="DEV", help="torch device for the measurement (default: cuda if any)")
+    add_quiet(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Write a locality, footprint and bandwidth report of TRACE (optionally against OTHER) into DIR.
+
+    DIR gets report.html (self-contained, figures embedded), summary.json and the PNG figures: LRU
+    miss-ratio curves, stack-distance CDF, rank-frequency, footprint over time, per-table footprint
+    and modelled/measured bandwidth. A short summary goes to stdout. Streams above 4,000,000 accesses
+    are SHARDS-sampled (the report says so); --sample-rate forces a rate.
+
+    Examples:
+      tracegen report traces/example.npz -o report
+      tracegen report real.npz --vs synthetic.npz -o cmp --force
+    """
+    import os
+
+    from analysis import locality as loc
+    from analysis.report import text_summary, write_report
+    from tracegen import formats
+
+    paths = [input_file(args.trace)] + ([input_file(args.vs)] if args.vs else [])
+    out = args.output
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise TracegenError("exists and is not a directory", out)
+    traces = [formats.read(p, args.fmt) for p in paths]
+    if args.vs:
+        a, b = (os.path.basename(p) for p in paths)
+        labels = [a, b] if a != b else ["trace", "other"]
+    else:
+        labels = [os.path.basename(paths[0])]
+    summary = write_report(traces[0], out, traces[1] if args.vs else None, labels=labels, dim=args.dim,
+                           dtype=args.dtype, batch_size=args.batch_size, sample_rate=args.sample_rate,
+                           threshold=args.shards_threshold or loc.SHARDS_THRESHOLD, budget_bytes=args.budget,
+                           samples_per_second=args.throughput, measure=not args.no_measure,
+                           device=args.device, force=args.force, progress=False if args.quiet else None,
+                           sources=paths)
+    if not args.quiet:
+        print(text_summary(summary), file=sys.stdout)
+    return 0

@@ -1,0 +1,193 @@
+"""Helpers shared by the format modules: id checks, single-table selection, densifying, text parsing.
+
+Conventions every reader follows: ids are returned as int64; a reader that cannot prove an id is a
+non-negative integer below the cardinality raises :class:`TraceFormatError` naming the file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+
+from tracegen.errors import TraceFormatError, TracegenError
+from tracegen.trace import Table, Trace
+
+INT64_MAX = np.iinfo(np.int64).max
+
+
+def fail(path, message: str) -> TraceFormatError:
+    """The error every reader raises: ``path: message``."""
+    return TraceFormatError(message, path)
+
+
+def ids_from_any(arr: np.ndarray, path, what: str = "ids") -> np.ndarray:
+    """Cast an array of ids of any numeric dtype to int64, rejecting NaN, fractions, negatives, overflow."""
+    a = np.asarray(arr)
+    if a.dtype == np.bool_ or not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)):
+        raise fail(path, f"{what} must be integers, got dtype {a.dtype}")
+    if np.issubdtype(a.dtype, np.floating):
+        if a.size:
+            bad = ~np.isfinite(a)
+            if bad.any():
+                i = int(np.argmax(bad))
+                raise fail(path, f"{what}: non-finite value {a.flat[i]} at position {i}")
+            frac = a != np.floor(a)
+            if frac.any():
+                i = int(np.argmax(frac))
+                raise fail(path, f"{what}: non-integer value {a.flat[i]} at position {i}")
+            if a.max() >= 2.0**63:
+                raise fail(path, f"{what}: value {a.max()} does not fit in int64")
+        out = a.astype(np.int64)
+    elif a.dtype == np.uint64:
+        if a.size and a.max() > INT64_MAX:
+            i = int(np.argmax(a > INT64_MAX))
+            raise fail(
+                path,
+                f"{what}: id {int(a.flat[i])} at position {i} does not fit in int64; "
+                "read with densify=True (--densify) to relabel ids 0..U-1",
+            )
+        out = a.astype(np.int64)
+    else:
+        out = a.astype(np.int64, copy=False)
+    if out.size:
+        lo = out.min()
+        if lo < 0:
+            raise fail(
+                path,
+                f"negative {what[:-1] if what.endswith('s') else what} {int(lo)} "
+                f"at position {int(np.argmin(out))}",
+            )
+    return out
+
+
+def finish_single(
+    ids: np.ndarray, path, *, name: str = "t0", densify: bool = False, cardinality: int | None = None
+) -> Trace:
+    """A validated one-table, one-hot trace from raw ids (uint64 or int64), optionally densified.
+
+    Raw ids are kept as they are (cardinality ``max id + 1``) unless ``densify`` relabels them
+    ``0..U-1`` in order of first appearance (cardinality ``U``).
+    """
+    a = np.asarray(ids)
+    if a.size == 0:
+        raise fail(path, "trace is empty (no accesses)")
+    if densify:
+        if a.dtype == np.uint64:
+            _, first, inv = np.unique(a, return_index=True, return_inverse=True)
+            order = np.argsort(first, kind="stable")
+            rank = np.empty_like(order)
+            rank[order] = np.arange(order.size)
+            keys, u = rank[inv].astype(np.int64), int(order.size)
+        else:
+            from tracegen.locality import dense_keys
+
+            keys, u = dense_keys(ids_from_any(a, path))
+        return Trace.single(keys, name=name, cardinality=u).validate(path)
+    v = ids_from_any(a, path)
+    card = int(v.max()) + 1 if cardinality is None else int(cardinality)
+    return Trace.single(v, name=name, cardinality=card).validate(path)
+
+
+def one_table(trace: Trace, path, table: str | int | None = None, fmt: str = "") -> Table:
+    """The table a single-table format writes.
+
+    ``table`` picks one by name or index; ``"all"`` flattens every table into one address space
+    (table ``j``'s id ``i`` becomes ``offset_j + i`` with ``offset_j`` the sum of the cardinalities
+    before it; accesses in sample order, tables in order within a sample), which is what a cache
+    shared by all embedding tables sees.
+    """
+    if table is None:
+        if trace.n_tables == 1:
+            return trace.tables[0]
+        raise TracegenError(
+            f"{fmt} holds one id sequence but the trace has {trace.n_tables} tables; "
+            "pick one with --table NAME or flatten them with --table all",
+            path,
+        )
+    if isinstance(table, str) and table == "all":
+        return flatten_tables(trace)
+    if isinstance(table, str) and table.isdigit() and table not in trace.names:
+        table = int(table)
+    try:
+        return trace.table(table)
+    except (TracegenError, IndexError):
+        raise TracegenError(
+            f"no table {table!r}; tables are {', '.join(trace.names[:10])}"
+            + (" ..." if trace.n_tables > 10 else ""),
+            path,
+        ) from None
+
+
+def flatten_tables(trace: Trace) -> Table:
+    """All tables as one table: global ids ``offset_j + id``, bags concatenated sample by sample."""
+    if trace.n_tables == 1:
+        return trace.tables[0]
+    base = np.concatenate([[0], np.cumsum(trace.cardinalities)]).astype(np.int64)
+    b = trace.n_samples
+    lengths = np.stack([t.lengths for t in trace.tables], axis=1)  # (B, T)
+    total = int(lengths.sum())
+    out = np.empty(total, dtype=np.int64)
+    # destination start of table j's bag in sample s: row-major cumulative sum of lengths
+    starts = np.zeros(b * trace.n_tables, dtype=np.int64)
+    np.cumsum(lengths.ravel()[:-1], out=starts[1:])
+    starts = starts.reshape(b, trace.n_tables)
+    for j, t in enumerate(trace.tables):
+        v = np.asarray(t.values)
+        if v.size == 0:
+            continue
+        lens = t.lengths
+        # position of each id within its bag
+        within = np.arange(v.size, dtype=np.int64) - np.repeat(np.asarray(t.offsets[:-1]), lens)
+        out[np.repeat(starts[:, j], lens) + within] = v + base[j]
+    offsets = np.zeros(b + 1, dtype=np.int64)
+    np.cumsum(lengths.sum(axis=1), out=offsets[1:])
+    return Table("all", int(base[-1]), out, offsets)
+
+
+def parse_int_tokens(
+    tokens: Sequence[bytes] | np.ndarray, path, what: str = "ids", unsigned: bool = True
+) -> np.ndarray:
+    """Parse byte-string tokens as integers (uint64 when ``unsigned``), naming the first bad token."""
+    arr = np.asarray(tokens)
+    try:
+        if unsigned:
+            # reject signs and fractions explicitly; numpy's parser would wrap "-1" for uint64
+            return _parse_checked(arr, np.uint64)
+        return _parse_checked(arr, np.int64)
+    except (ValueError, OverflowError):
+        pass
+    for i, tok in enumerate(arr.tolist()):
+        s = tok.decode("ascii", "replace").strip() if isinstance(tok, bytes) else str(tok).strip()
+        try:
+            v = int(s)
+        except ValueError:
+            raise fail(path, f"{what}: {s!r} at position {i} is not an integer") from None
+        if unsigned and v < 0:
+            raise fail(path, f"negative id {v} at position {i}")
+        if v >= 2**64:
+            raise fail(path, f"{what}: {s!r} at position {i} does not fit in 64 bits")
+    raise fail(path, f"{what}: could not parse")
+
+
+def _parse_checked(arr: np.ndarray, dtype) -> np.ndarray:
+    if arr.size == 0:
+        return np.empty(0, dtype)
+    if arr.dtype.kind == "S":
+        stripped = np.char.strip(arr)
+        bad = (np.char.find(stripped, b"-") >= 0) if dtype == np.uint64 else np.zeros(arr.shape, bool)
+        bad |= np.char.find(stripped, b".") >= 0
+        bad |= np.char.str_len(stripped) == 0
+        if bad.any():
+            raise ValueError("bad token")
+        return stripped.astype(dtype)
+    return arr.astype(dtype)
+
+
+def stem_and_dir(path) -> tuple[str, str]:
+    p = os.fspath(path)
+    d = os.path.dirname(os.path.abspath(p))
+    base = os.path.basename(p)
+    stem = base[: -len(os.path.splitext(base)[1])] if os.path.splitext(base)[1] else base
+    return d, stem

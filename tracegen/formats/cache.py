@@ -1,0 +1,271 @@
+"""libCacheSim traces: ``oracle-general`` binary and ``lcs-csv``, so any libCacheSim policy can replay ours.
+
+``oracle-general``: packed 24-byte little-endian records ``(u32 clock_time, u64 obj_id, u32 obj_size,
+i64 next_access_vtime)``. ``next_access_vtime`` is the 1-based position (virtual time counts requests
+from 1) of the next request to the same object, ``-1`` if there is none; the writer computes it
+(checked against libCacheSim's own ``cloudPhysicsIO.oracleGeneral.bin``). Written from a trace:
+``clock_time`` is the sample index (all ids of one sample share it), ``obj_size`` is ``obj_size``
+(default 1, so libCacheSim cache sizes count rows).
+
+``lcs-csv``: comma separated, a header naming the columns (e.g. ``version,time,op,size,lbn``). The id
+column is ``id_col`` (name or 0-based index) or, by default, the first of ``obj_id, obj-id, id, key,
+lbn, block, addr``. Our writer writes ``time,obj_id,obj_size`` (libCacheSim: ``-t "time-col=1,
+obj-id-col=2, obj-size-col=3, has-header=true"``).
+
+Both hold raw 64-bit keys: reading keeps them (cardinality ``max id + 1``) unless ``densify=True``
+relabels them ``0..U-1`` by first appearance. Keep raw ids for cache analysis and to write the keys
+back out; densify before training a model whose embedding table would otherwise have ``max id + 1``
+rows.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from numba import njit
+
+from tracegen._util import atomic_output
+from tracegen.errors import TraceFormatError
+from tracegen.formats._common import finish_single, ids_from_any, one_table, parse_int_tokens
+from tracegen.formats.dlrm import _IdStreamWriter
+from tracegen.trace import Table, Trace
+
+OG_DTYPE = np.dtype([("time", "<u4"), ("obj_id", "<u8"), ("obj_size", "<u4"), ("next_access_vtime", "<i8")])
+ID_COLUMNS = ("obj_id", "obj-id", "objid", "id", "key", "lbn", "block", "addr", "address")
+
+
+@njit(cache=True)
+def _next_rev(ids, base, keys, vals, count, shift, stop):
+    """Backward scan of ``ids[:stop]`` (positions ``base + i``) with an open-addressing table id -> next
+    1-based position (``vals == 0`` empty). Stops before the table passes half full; returns
+    ``(out, count, resume)`` where ``ids[resume:stop]`` are done."""
+    out = np.empty(ids.shape[0], np.int64)
+    mask = keys.shape[0] - 1
+    limit = keys.shape[0] // 2
+    for i in range(stop - 1, -1, -1):
+        k = ids[i]
+        h = np.int64((k * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(shift)) & mask
+        while True:
+            v = vals[h]
+            if v == 0:
+                if count >= limit:
+                    return out, count, i + 1
+                keys[h] = k
+                vals[h] = base + i + 1
+                out[i] = -1
+                count += 1
+                break
+            if keys[h] == k:
+                out[i] = v
+                vals[h] = base + i + 1
+                break
+            h = (h + 1) & mask
+    return out, count, 0
+
+
+@njit(cache=True)
+def _rehash_next(keys, vals, new_keys, new_vals, shift):
+    mask = new_keys.shape[0] - 1
+    for j in range(keys.shape[0]):
+        if vals[j] != 0:
+            k = keys[j]
+            h = np.int64((k * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(shift)) & mask
+            while new_vals[h] != 0:
+                h = (h + 1) & mask
+            new_keys[h] = k
+            new_vals[h] = vals[j]
+    return new_keys, new_vals
+
+
+class _NextAccess:
+    """Computes ``next_access_vtime`` block by block from the end of a trace; memory ~32 bytes per distinct id."""
+
+    def __init__(self):
+        self.bits = 12
+        self.keys = np.zeros(1 << self.bits, np.uint64)
+        self.vals = np.zeros(1 << self.bits, np.int64)
+        self.count = 0
+
+    def block(self, ids: np.ndarray, base: int) -> np.ndarray:
+        """``next_access_vtime`` of ``ids`` at 0-based positions ``base..``; call for blocks from last to first."""
+        ids = np.ascontiguousarray(ids, dtype=np.uint64)
+        out = np.empty(ids.shape[0], np.int64)
+        stop = ids.shape[0]
+        while stop > 0:
+            part, self.count, resume = _next_rev(
+                ids, base, self.keys, self.vals, self.count, 64 - self.bits, stop
+            )
+            out[resume:stop] = part[resume:stop]
+            stop = resume
+            if stop > 0:
+                self.bits += 1
+                nk = np.zeros(1 << self.bits, np.uint64)
+                nv = np.zeros(1 << self.bits, np.int64)
+                self.keys, self.vals = _rehash_next(self.keys, self.vals, nk, nv, 64 - self.bits)
+        return out
+
+
+def next_access_vtime(ids: np.ndarray) -> np.ndarray:
+    """1-based position of the next request to the same id, ``-1`` if none (libCacheSim's oracle field)."""
+    ids = np.asarray(ids)
+    if ids.shape[0] == 0:
+        return np.empty(0, np.int64)
+    return _NextAccess().block(ids.astype(np.uint64, copy=False), 0)
+
+
+def plausible_oracle_general(path, probe: int = 4096) -> bool:
+    """True if ``path`` looks like oracleGeneral: size % 24 == 0 and the first records' next-access
+    fields are -1 or later positions within the file."""
+    size = os.path.getsize(path)
+    if size == 0 or size % OG_DTYPE.itemsize:
+        return False
+    n = size // OG_DTYPE.itemsize
+    rec = np.fromfile(path, dtype=OG_DTYPE, count=min(n, probe))
+    nxt = rec["next_access_vtime"]
+    pos = np.arange(1, rec.shape[0] + 1)
+    ok = (nxt == -1) | ((nxt > pos) & (nxt <= n))
+    return bool(ok.all())
+
+
+def read_oracle_general(path, *, densify: bool = False, name: str = "t0") -> Trace:
+    size = os.path.getsize(path)
+    if size == 0:
+        raise TraceFormatError("trace is empty (0 bytes)", path)
+    if size % OG_DTYPE.itemsize:
+        raise TraceFormatError(
+            f"size {size} is not a multiple of the 24-byte oracleGeneral record: truncated?", path
+        )
+    rec = np.fromfile(path, dtype=OG_DTYPE)
+    return finish_single(rec["obj_id"], path, name=name, densify=densify)
+
+
+def _records(t: Table, obj_size: int, time_base: int = 0) -> np.ndarray:
+    rec = np.empty(t.n_accesses, OG_DTYPE)
+    rec["time"] = (np.repeat(np.arange(t.n_samples, dtype=np.int64), t.lengths) + time_base).astype("<u4")
+    rec["obj_id"] = np.asarray(t.values, np.int64).astype("<u8")
+    rec["obj_size"] = obj_size
+    rec["next_access_vtime"] = -1
+    return rec
+
+
+def write_oracle_general(trace: Trace, path, *, force: bool = False, table=None, obj_size: int = 1) -> None:
+    t = one_table(trace.validate(), path, table, "oracle-general")
+    rec = _records(t, obj_size)
+    rec["next_access_vtime"] = next_access_vtime(rec["obj_id"])
+    with atomic_output(path, force, suffix=".bin") as tmp:
+        rec.tofile(tmp)
+
+
+class OracleGeneralStreamWriter(_IdStreamWriter):
+    """Streams records with ``next_access_vtime = -1``, then fills it in at close with a backward pass over
+    the file (memory: a hash table of the distinct ids)."""
+
+    fmt = "oracle-general"
+
+    def __init__(self, path, *, obj_size: int = 1, **kw):
+        super().__init__(path, **kw)
+        self.obj_size = int(obj_size)
+        self.samples = 0
+
+    def write(self, chunk: Trace) -> None:
+        if self.table is None and chunk.n_tables > 1:
+            super().write(chunk)  # raises the one-table error
+        t = one_table(chunk, self.path, self.table, self.fmt)
+        if t.n_accesses:
+            _records(t, self.obj_size, self.samples).tofile(self.f)
+            self.n += t.n_accesses
+        self.samples += t.n_samples
+
+    def _finish(self) -> None:
+        self.f.flush()
+        if self.n == 0:
+            return
+        # a backward pass over the written records, block by block: memory ~ distinct ids, not accesses
+        rec = np.memmap(self.tmp, dtype=OG_DTYPE, mode="r+", shape=(self.n,))
+        scan = _NextAccess()
+        step = 1 << 22
+        for start in range(((self.n - 1) // step) * step, -1, -step):
+            stop = min(self.n, start + step)
+            rec["next_access_vtime"][start:stop] = scan.block(np.asarray(rec["obj_id"][start:stop]), start)
+        rec.flush()
+        del rec
+
+
+def _split_csv(path) -> tuple[list[bytes] | None, list[list[bytes]]]:
+    with open(path, "rb") as f:
+        lines = [ln for ln in f.read().splitlines() if ln.strip()]
+    if not lines:
+        raise TraceFormatError("trace is empty (no lines)", path)
+    first = [c.strip() for c in lines[0].split(b",")]
+    header = None
+    if any(c and not c.lstrip(b"+-").replace(b".", b"").isdigit() for c in first) and any(
+        c.lower().decode("ascii", "replace") in ID_COLUMNS or c[:1].isalpha() for c in first
+    ):
+        header = first
+        lines = lines[1:]
+    return header, [ln.split(b",") for ln in lines]
+
+
+def read_lcs_csv(path, *, id_col=None, densify: bool = False, name: str = "t0") -> Trace:
+    header, rows = _split_csv(path)
+    if not rows:
+        raise TraceFormatError("trace is empty (header only)", path)
+    ncol = len(rows[0])
+    if id_col is None:
+        if header is not None:
+            lower = [h.lower().decode("ascii", "replace") for h in header]
+            found = [c for c in ID_COLUMNS if c in lower]
+            if not found:
+                raise TraceFormatError(
+                    f"no id column among {', '.join(x.decode() for x in header)}; name it with --id-col", path
+                )
+            col = lower.index(found[0])
+        elif ncol == 1:
+            col = 0
+        else:
+            raise TraceFormatError(
+                f"{ncol} columns and no header; say which holds the ids with --id-col", path
+            )
+    elif isinstance(id_col, str) and not id_col.isdigit():
+        if header is None or id_col.encode() not in header:
+            raise TraceFormatError(f"no column named {id_col!r}", path)
+        col = header.index(id_col.encode())
+    else:
+        col = int(id_col)
+    bad = next((i for i, r in enumerate(rows) if len(r) <= col), None)
+    if bad is not None:
+        raise TraceFormatError(
+            f"line {bad + 1 + (header is not None)} has {len(rows[bad])} fields, needs column {col}", path
+        )
+    tokens = np.array([r[col].strip() for r in rows])
+    if densify:
+        try:
+            ids = parse_int_tokens(tokens, path)
+        except TraceFormatError:
+            # non-numeric keys (e.g. hashes as text): relabel by first appearance
+            _, first, inv = np.unique(tokens, return_index=True, return_inverse=True)
+            order = np.argsort(first, kind="stable")
+            rank = np.empty_like(order)
+            rank[order] = np.arange(order.size)
+            return Trace.single(rank[inv].astype(np.int64), name=name, cardinality=int(order.size)).validate(
+                path
+            )
+        return finish_single(ids, path, name=name, densify=True)
+    return finish_single(parse_int_tokens(tokens, path), path, name=name)
+
+
+def write_lcs_csv(trace: Trace, path, *, force: bool = False, table=None, obj_size: int = 1) -> None:
+    t = one_table(trace.validate(), path, table, "lcs-csv")
+    times = np.repeat(np.arange(t.n_samples, dtype=np.int64), t.lengths)
+    ids = ids_from_any(t.values, path)
+    with atomic_output(path, force, suffix=".csv") as tmp, open(tmp, "w") as f:
+        f.write("time,obj_id,obj_size\n")
+        step = 1 << 20
+        for i in range(0, ids.size, step):
+            f.write(
+                "".join(
+                    f"{a},{b},{obj_size}\n"
+                    for a, b in zip(times[i : i + step].tolist(), ids[i : i + step].tolist())
+                )
+            )

@@ -1,0 +1,551 @@
+"""Formats of the DLRM reference (facebookresearch/dlrm): processed npz, MLPerf binary, trace and dist logs.
+
+- ``dlrm-npz``: what ``data_utils.getCriteoAdData`` writes as ``--processed-data-file``: ``X_cat``
+  (B x 26 dense ids; float64 in the reference's own output, any integer-valued dtype accepted),
+  ``X_int`` (B x 13 int32, negatives already 0; ``log(x + 1)`` is applied at batch time),
+  ``y`` (B int32) and ``counts`` (26 int32 table sizes). Per-day ``*_day_{i}_processed.npz`` files
+  lack ``counts``; it is then read from the ``*_fea_count.npz`` beside them. The reference's
+  ``CriteoDataset`` also opens ``<raw stem>_day_count.npz`` (``total_per_file``, samples per day), so
+  the writer adds ``<out stem>_day_count.npz`` (``days=7`` by default, ``days=0`` for none): run the
+  reference with ``--raw-data-file=DIR/<out stem>.txt --processed-data-file=DIR/<out stem>.npz``.
+- ``mlperf-bin``: records of 40 int32 (``y``, 13 ``X_int``, 26 ``X_cat``), 160 bytes per sample, as
+  read by ``--mlperf-bin-loader``; table sizes from ``<stem>_fea_count.npz`` (written beside it).
+- ``dlrm-trace``: one line of ids separated by ``", "`` (``--data-trace-file``); ``dlrm-trace-bin``
+  the same ids as raw little-endian uint64.
+- ``dlrm-dist`` (``dist_emb_j.log``): not a trace. Three lines: unique ids, stack distances
+  (1-based LRU depth, 0 = cold) and cumulative probabilities. :func:`read_dist` converts the
+  distances to this project's convention at this boundary: ``sd = depth - 1`` (so ``-1`` = cold).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import os
+import re
+
+import numpy as np
+
+from tracegen._util import atomic_output, check_output
+from tracegen.errors import TraceFormatError, TracegenError
+from tracegen.formats._common import (
+    fail,
+    finish_single,
+    ids_from_any,
+    one_table,
+    parse_int_tokens,
+    stem_and_dir,
+)
+from tracegen.formats._npzio import NpzArchive, assemble_npz
+from tracegen.trace import Trace, default_names
+
+N_DENSE = 13
+MLPERF_FIELDS = 40
+
+
+# ---- dlrm-npz ------------------------------------------------------------------------------------
+
+
+def _find_fea_count(path) -> str | None:
+    d, stem = stem_and_dir(path)
+    candidates = []
+    m = re.match(r"^(.*?)(_day)?_\d+(_processed|_reordered)?$", stem)
+    if m:
+        candidates.append(os.path.join(d, m.group(1) + "_fea_count.npz"))
+    candidates.append(os.path.join(d, stem + "_fea_count.npz"))
+    for c in candidates:
+        if os.path.isfile(c):
+            return c
+    found = sorted(glob.glob(os.path.join(d, "*_fea_count.npz")))
+    return found[0] if len(found) == 1 else None
+
+
+def _load_counts(path, n_tables: int) -> np.ndarray | None:
+    cf = _find_fea_count(path)
+    if cf is None:
+        return None
+    with NpzArchive(cf) as ar:
+        counts = ar.get("counts", mmap=False)
+    counts = ids_from_any(np.asarray(counts).reshape(-1), cf, "counts")
+    if counts.shape[0] != n_tables:
+        raise TraceFormatError(f"counts has {counts.shape[0]} entries but {path} has {n_tables} tables", cf)
+    return counts
+
+
+def read_dlrm_npz(path, *, names=None) -> Trace:
+    """Read a DLRM processed npz (whole file or one day) as a one-hot trace with dense features and labels."""
+    with NpzArchive(path) as ar:
+        for key in ("X_cat", "X_int", "y"):
+            if not ar.has(key):
+                raise TraceFormatError(
+                    f"missing key {key!r} (a DLRM processed npz has X_cat, X_int, y, counts)", path
+                )
+        x_cat = ar.get("X_cat", mmap=False)
+        x_int = ar.get("X_int", mmap=False)
+        y = ar.get("y", mmap=False)
+        counts = ar.get("counts", mmap=False) if ar.has("counts") else None
+    if x_cat.ndim != 2:
+        raise TraceFormatError(f"X_cat must be 2-D (samples x tables), got shape {x_cat.shape}", path)
+    b, t = x_cat.shape
+    if x_int.ndim != 2 or x_int.shape[0] != b:
+        raise TraceFormatError(f"X_int has shape {x_int.shape}, expected ({b}, 13)", path)
+    if y.reshape(-1).shape[0] != b:
+        raise TraceFormatError(f"y has {y.size} entries but X_cat has {b} rows", path)
+    if counts is None:
+        counts = _load_counts(path, t)
+    if counts is not None:
+        counts = ids_from_any(np.asarray(counts).reshape(-1), path, "counts")
+        if counts.shape[0] != t:
+            raise TraceFormatError(
+                f"counts has {counts.shape[0]} entries but X_cat has {t} columns (table-count mismatch)", path
+            )
+    if b == 0:
+        raise TraceFormatError("trace is empty (no samples)", path)
+    ids = ids_from_any(x_cat, path, "X_cat ids")
+    if counts is None:
+        counts = ids.max(axis=0) + 1
+    if not (np.issubdtype(x_int.dtype, np.integer) or np.issubdtype(x_int.dtype, np.floating)):
+        raise TraceFormatError(f"X_int must be numeric, got dtype {x_int.dtype}", path)
+    if np.issubdtype(x_int.dtype, np.floating) and not np.isfinite(x_int).all():
+        raise TraceFormatError("X_int holds NaN or infinite values", path)
+    names = list(names) if names is not None else default_names(t)
+    dense = np.maximum(x_int, 0).astype(np.float32)
+    labels = y.reshape(-1).astype(np.float32)
+    return Trace.from_dense_ids(ids, [int(c) for c in counts], names, dense=dense, labels=labels).validate(
+        path
+    )
+
+
+def _one_hot_only(trace: Trace, path, fmt: str) -> None:
+    if not trace.is_one_hot:
+        multi = [t.name for t in trace.tables if not t.is_one_hot]
+        raise TracegenError(
+            f"{fmt} holds one id per sample per table but tables {', '.join(multi[:5])} are "
+            "multi-hot; write npz or tbe-pt, or pick one-hot tables",
+            path,
+        )
+
+
+def _x_int(trace: Trace, path) -> np.ndarray:
+    b = trace.n_samples
+    if trace.dense is None:
+        return np.zeros((b, N_DENSE), np.int32)
+    d = np.asarray(trace.dense)
+    if not np.isfinite(d).all():
+        raise TracegenError("dense features hold NaN or infinite values; X_int needs integers", path)
+    return np.clip(np.rint(d), 0, np.iinfo(np.int32).max).astype(np.int32)
+
+
+def _x_cat_dtype(cards) -> np.dtype:
+    return np.dtype(np.int32) if max(cards, default=0) <= np.iinfo(np.int32).max else np.dtype(np.int64)
+
+
+def _labels_i32(trace: Trace) -> np.ndarray:
+    if trace.labels is None:
+        return np.zeros(trace.n_samples, np.int32)
+    return np.rint(np.asarray(trace.labels)).astype(np.int32)
+
+
+def day_counts(n: int, days: int) -> np.ndarray:
+    """Samples per day as the reference splits a Kaggle file: ``divmod``, extras to the first days."""
+    per, extra = divmod(n, days)
+    out = np.full(days, per, dtype=np.int64)
+    out[:extra] += 1
+    return out
+
+
+def write_dlrm_npz(trace: Trace, path, *, force: bool = False, days: int = 7, compress: bool = False) -> None:
+    """Write a one-hot trace as a DLRM processed npz (plus ``<stem>_day_count.npz`` when ``days`` > 0).
+
+    ``X_cat`` is int32 (int64 if a table has more than 2**31 rows); dense features are rounded to
+    integers and clipped at 0 into ``X_int`` (int32); labels are rounded into ``y`` (int32).
+    """
+    trace.validate()
+    _one_hot_only(trace, path, "dlrm-npz")
+    x_cat = trace.to_dense_ids().astype(_x_cat_dtype(trace.cardinalities))
+    members = [
+        ("X_cat", x_cat),
+        ("X_int", _x_int(trace, path)),
+        ("y", _labels_i32(trace)),
+        ("counts", np.asarray(trace.cardinalities, np.int32 if x_cat.dtype == np.int32 else np.int64)),
+    ]
+    _write_with_day_count(path, members, trace.n_samples, force, days, compress)
+
+
+def _write_with_day_count(path, members, n: int, force: bool, days: int, compress: bool) -> None:
+    day_path = None
+    if days and days > 0:
+        d, stem = stem_and_dir(path)
+        day_path = os.path.join(d, stem + "_day_count.npz")
+        check_output(day_path, force)
+    with atomic_output(path, force, suffix=".npz") as tmp:
+        assemble_npz(tmp, members, compress=compress)
+        if day_path is not None:
+            with atomic_output(day_path, force, suffix=".npz") as tmp2:
+                assemble_npz(tmp2, [("total_per_file", day_counts(n, days))])
+
+
+class DlrmNpzStreamWriter:
+    """Streams X_cat/X_int/y to raw parts; the npz (with ``counts``) is assembled at close."""
+
+    def __init__(
+        self,
+        path,
+        *,
+        names,
+        cardinalities,
+        force: bool = False,
+        days: int = 7,
+        compress: bool = False,
+        x_cat_dtype=None,
+    ):
+        from tracegen.formats._npzio import RawSink
+
+        self.path, self.force, self.days, self.compress = os.fspath(path), force, days, compress
+        check_output(self.path, force)
+        self.names = list(names)
+        self.cardinalities = [int(c) for c in cardinalities]
+        folder = os.path.dirname(os.path.abspath(self.path))
+        self.x_cat = RawSink(folder, x_cat_dtype or np.int32, (len(self.names),))
+        self.folder = folder
+        self.x_int: RawSink | None = None
+        self.y = RawSink(folder, np.int32)
+        self.max_id = -1
+        self._closed = False
+
+    def write(self, chunk: Trace) -> None:
+        if chunk.n_tables != len(self.names):
+            raise TracegenError(
+                f"chunk has {chunk.n_tables} tables, writer expects {len(self.names)}", self.path
+            )
+        _one_hot_only(chunk, self.path, "dlrm-npz")
+        x = chunk.to_dense_ids()
+        if x.size:
+            self.max_id = max(self.max_id, int(x.max()))
+            if self.max_id > np.iinfo(self.x_cat.dtype).max:
+                raise TracegenError(f"id {self.max_id} does not fit X_cat's {self.x_cat.dtype}", self.path)
+        self.x_cat.append(x)
+        xi = _x_int(chunk, self.path)
+        if self.x_int is None:
+            from tracegen.formats._npzio import RawSink
+
+            self.x_int = RawSink(self.folder, np.int32, (xi.shape[1],))
+        self.x_int.append(xi)
+        self.y.append(_labels_i32(chunk))
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self.y.rows == 0:
+                raise TracegenError("trace is empty (no samples)", self.path)
+            cdt = np.int32 if self.x_cat.dtype == np.int32 else np.int64
+            members = [
+                ("X_cat", self.x_cat),
+                ("X_int", self.x_int),
+                ("y", self.y),
+                ("counts", np.asarray(self.cardinalities, cdt)),
+            ]
+            _write_with_day_count(self.path, members, self.y.rows, self.force, self.days, self.compress)
+        finally:
+            self.abort()
+
+    def abort(self) -> None:
+        self._closed = True
+        for s in (self.x_cat, self.x_int, self.y):
+            if s is not None:
+                s.discard()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self.close() if exc_type is None else self.abort()
+
+
+# ---- mlperf-bin ----------------------------------------------------------------------------------
+
+
+def read_mlperf_bin(path, *, names=None, n_tables: int | None = None) -> Trace:
+    """Read the MLPerf binary layout: int32 records of ``1 + 13 + T`` fields (``T`` = 26, or the length of
+    ``counts`` in the ``*_fea_count.npz`` beside the file)."""
+    counts = None
+    cf = _find_fea_count(path)
+    if cf is not None:
+        with NpzArchive(cf) as ar:
+            counts = ids_from_any(np.asarray(ar.get("counts", mmap=False)).reshape(-1), cf, "counts")
+        if n_tables is not None and counts.shape[0] != n_tables:
+            raise TraceFormatError(f"counts has {counts.shape[0]} entries, expected {n_tables} tables", cf)
+    n_tables = n_tables or (counts.shape[0] if counts is not None else 26)
+    fields = 1 + N_DENSE + n_tables
+    size = os.path.getsize(path)
+    rec = 4 * fields
+    if size == 0:
+        raise TraceFormatError("trace is empty (0 bytes)", path)
+    if size % rec:
+        raise TraceFormatError(
+            f"size {size} is not a multiple of the {rec}-byte record "
+            f"({fields} int32 per sample): truncated or not mlperf-bin",
+            path,
+        )
+    raw = np.fromfile(path, dtype="<i4").reshape(-1, fields)
+    y, x_int, x_cat = raw[:, 0], raw[:, 1 : 1 + N_DENSE], raw[:, 1 + N_DENSE :]
+    ids = ids_from_any(x_cat, path, "X_cat ids")
+    if counts is None:
+        counts = ids.max(axis=0) + 1
+    names = list(names) if names is not None else default_names(n_tables)
+    return Trace.from_dense_ids(
+        ids,
+        [int(c) for c in counts],
+        names,
+        dense=np.maximum(x_int, 0).astype(np.float32),
+        labels=y.astype(np.float32),
+    ).validate(path)
+
+
+def write_mlperf_bin(trace: Trace, path, *, force: bool = False, fea_count: bool = True) -> None:
+    """Write the MLPerf binary records (plus ``<stem>_fea_count.npz`` with ``counts`` unless disabled)."""
+    trace.validate()
+    _one_hot_only(trace, path, "mlperf-bin")
+    if max(trace.cardinalities) > np.iinfo(np.int32).max:
+        raise TracegenError("a table has more than 2**31 rows; mlperf-bin stores int32 ids", path)
+    x_int = _x_int(trace, path)
+    if x_int.shape[1] != N_DENSE:
+        raise TracegenError(
+            f"mlperf-bin needs {N_DENSE} dense features, the trace has {x_int.shape[1]}", path
+        )
+    rec = np.empty((trace.n_samples, 1 + N_DENSE + trace.n_tables), dtype="<i4")
+    rec[:, 0] = _labels_i32(trace)
+    rec[:, 1 : 1 + N_DENSE] = x_int
+    rec[:, 1 + N_DENSE :] = trace.to_dense_ids()
+    count_path = None
+    if fea_count:
+        d, stem = stem_and_dir(path)
+        count_path = os.path.join(d, stem + "_fea_count.npz")
+        check_output(count_path, force)
+    with atomic_output(path, force) as tmp:
+        rec.tofile(tmp)
+        if count_path is not None:
+            with atomic_output(count_path, force, suffix=".npz") as tmp2:
+                assemble_npz(tmp2, [("counts", np.asarray(trace.cardinalities, np.int32))])
+
+
+# ---- dlrm-trace ----------------------------------------------------------------------------------
+
+
+def read_dlrm_trace(path, *, densify: bool = False, name: str = "t0") -> Trace:
+    """Read the reference's text trace: ids separated by ``", "`` (newlines tolerated)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    tokens = [t for t in data.replace(b"\n", b",").split(b",") if t.strip()]
+    if not tokens:
+        raise TraceFormatError("trace is empty (no ids)", path)
+    ids = parse_int_tokens(tokens, path)
+    return finish_single(ids, path, name=name, densify=densify)
+
+
+def read_dlrm_trace_bin(path, *, densify: bool = False, name: str = "t0") -> Trace:
+    """Read raw little-endian uint64 ids (the reference's ``--trace-file-binary-type``)."""
+    size = os.path.getsize(path)
+    if size % 8:
+        raise TraceFormatError(f"size {size} is not a multiple of 8 (uint64 ids): truncated?", path)
+    return finish_single(np.fromfile(path, dtype="<u8"), path, name=name, densify=densify)
+
+
+def _ids_text(ids: np.ndarray) -> str:
+    return ", ".join(map(str, np.asarray(ids).tolist()))
+
+
+def write_dlrm_trace(trace: Trace, path, *, force: bool = False, table=None) -> None:
+    """Write one table's ids as one ``", "``-separated line (``table``: name, index or ``"all"``)."""
+    t = one_table(trace.validate(), path, table, "dlrm-trace")
+    with DlrmTraceStreamWriter(path, force=force, binary=False) as w:
+        w.write_ids(t.values)
+
+
+def write_dlrm_trace_bin(trace: Trace, path, *, force: bool = False, table=None) -> None:
+    t = one_table(trace.validate(), path, table, "dlrm-trace-bin")
+    with DlrmTraceStreamWriter(path, force=force, binary=True) as w:
+        w.write_ids(t.values)
+
+
+class _IdStreamWriter:
+    """Base of single-id-sequence stream writers: ``write(chunk)`` picks a table, ``write_ids``."""
+
+    fmt = ""
+
+    def __init__(self, path, *, names=None, cardinalities=None, force: bool = False, table=None, **_):
+        from tracegen._util import atomic_output as _ao
+
+        self.path = os.fspath(path)
+        self.table = table
+        self.names = list(names) if names is not None else None
+        self._ctx = _ao(self.path, force, suffix=os.path.splitext(self.path)[1])
+        self.tmp = self._ctx.__enter__()
+        self.f = open(self.tmp, "wb")
+        self.n = 0
+        self._closed = False
+
+    def write(self, chunk: Trace) -> None:
+        if self.table is None and chunk.n_tables > 1:
+            raise TracegenError(
+                f"{self.fmt} holds one id sequence but the trace has {chunk.n_tables} tables; "
+                "pick one with --table NAME or flatten them with --table all",
+                self.path,
+            )
+        self.write_ids(one_table(chunk, self.path, self.table, self.fmt).values)
+
+    def write_ids(self, ids: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._finish()
+        self.f.close()
+        if self.n == 0:
+            self._ctx.__exit__(TracegenError, None, None)
+            raise TracegenError("trace is empty (no accesses)", self.path)
+        self._ctx.__exit__(None, None, None)
+
+    def _finish(self) -> None:
+        pass
+
+    def abort(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.f.close()
+        try:
+            self._ctx.__exit__(TracegenError, None, None)
+        except TracegenError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self.close() if exc_type is None else self.abort()
+
+
+class DlrmTraceStreamWriter(_IdStreamWriter):
+    def __init__(self, path, *, binary: bool = False, **kw):
+        super().__init__(path, **kw)
+        self.binary = binary
+        self.fmt = "dlrm-trace-bin" if binary else "dlrm-trace"
+
+    def write_ids(self, ids: np.ndarray) -> None:
+        ids = np.asarray(ids, dtype=np.int64)
+        if not ids.size:
+            return
+        if self.binary:
+            ids.astype("<u8").tofile(self.f)
+        else:
+            step = 1 << 20
+            for i in range(0, ids.size, step):
+                s = _ids_text(ids[i : i + step])
+                self.f.write(((", " if self.n or i else "") + s).encode())
+        self.n += int(ids.size)
+
+    def _finish(self) -> None:
+        if not self.binary and self.n:
+            self.f.write(b"\n")
+
+
+# ---- dlrm-dist -----------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class DlrmDist:
+    """The reference's per-table distribution log, in this project's stack-distance convention.
+
+    ``unique_ids``: the ids of the real trace (first line). ``sd``: stack distances (``-1`` cold,
+    ``0`` immediate repeat; the file's 1-based depth minus one). ``cdf``: cumulative probability of
+    each ``sd`` entry (non-decreasing, ending at 1).
+    """
+
+    unique_ids: np.ndarray  # (U,) int64
+    sd: np.ndarray  # (K,) int64
+    cdf: np.ndarray  # (K,) float64
+
+    @property
+    def probabilities(self) -> np.ndarray:
+        """Probability mass of each ``sd`` entry."""
+        return np.diff(self.cdf, prepend=0.0)
+
+
+def _dist_line(line: bytes, path, what: str, kind) -> np.ndarray:
+    toks = [t for t in line.split(b",") if t.strip()]
+    if not toks:
+        raise TraceFormatError(f"dist line for {what} is empty", path)
+    if kind is float:
+        try:
+            arr = np.array([float(t) for t in toks], dtype=np.float64)
+        except ValueError:
+            raise TraceFormatError(f"{what}: not a list of numbers", path) from None
+        return arr
+    return parse_int_tokens(toks, path, what, unsigned=False)
+
+
+def read_dist(path) -> DlrmDist:
+    """Read and validate a DLRM ``dist_emb_j.log``; distances are converted to ``sd = depth - 1``."""
+    with open(path, "rb") as f:
+        lines = [ln for ln in f.read().splitlines() if ln.strip()]
+    if len(lines) != 3:
+        raise TraceFormatError(
+            f"a dist log has 3 lines (unique ids, stack distances, cumulative "
+            f"probabilities), found {len(lines)}",
+            path,
+        )
+    uniq = _dist_line(lines[0], path, "unique ids", int)
+    depth = _dist_line(lines[1], path, "stack distances", int)
+    cdf = _dist_line(lines[2], path, "cumulative probabilities", float)
+    if uniq.min() < 0:
+        raise TraceFormatError(f"negative id {int(uniq.min())} in the unique ids", path)
+    if depth.min() < 0:
+        raise TraceFormatError(
+            f"negative stack distance {int(depth.min())} (the file is 1-based, 0 = cold)", path
+        )
+    if depth.shape != cdf.shape:
+        raise TraceFormatError(f"{depth.size} stack distances but {cdf.size} cumulative probabilities", path)
+    if not np.isfinite(cdf).all() or cdf.min() < 0 or cdf.max() > 1 + 1e-9:
+        raise TraceFormatError("cumulative probabilities must lie in [0, 1]", path)
+    if np.any(np.diff(cdf) < 0):
+        i = int(np.argmax(np.diff(cdf) < 0))
+        raise TraceFormatError(
+            f"cumulative probabilities decrease at entry {i + 1} ({cdf[i]} -> {cdf[i + 1]})", path
+        )
+    if abs(cdf[-1] - 1.0) > 1e-6:
+        raise TraceFormatError(f"cumulative probabilities end at {cdf[-1]}, not 1", path)
+    return DlrmDist(unique_ids=uniq.astype(np.int64), sd=depth.astype(np.int64) - 1, cdf=cdf)
+
+
+def write_dist(dist: DlrmDist, path, *, force: bool = False) -> None:
+    """Write a dist log the reference reads (depth = sd + 1, 0 = cold)."""
+    sd = np.asarray(dist.sd, dtype=np.int64)
+    cdf = np.asarray(dist.cdf, dtype=np.float64)
+    if sd.shape != cdf.shape or sd.ndim != 1 or sd.size == 0:
+        raise TracegenError(
+            f"sd and cdf must be 1-D of equal non-zero length, got {sd.shape} and {cdf.shape}", path
+        )
+    if sd.min() < -1:
+        raise TracegenError(f"stack distance {int(sd.min())} < -1", path)
+    if np.any(np.diff(cdf) < 0) or abs(cdf[-1] - 1.0) > 1e-6:
+        raise TracegenError("cdf must be non-decreasing and end at 1", path)
+    lines = [
+        _ids_text(np.asarray(dist.unique_ids, np.int64)),
+        _ids_text(sd + 1),
+        ", ".join(repr(float(c)) for c in cdf),
+    ]
+    with atomic_output(path, force) as tmp, open(tmp, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def read_dist_as_error(path) -> Trace:
+    raise fail(
+        path,
+        "a dlrm-dist log is a distribution, not a trace; read it with "
+        "tracegen.formats.dlrm.read_dist (or `tracegen inspect`)",
+    )

@@ -1,0 +1,150 @@
+"""Plain id sequences: ``txt`` (one integer id per line) and ``npy`` (a NumPy array).
+
+``txt`` and 1-D ``npy`` hold one table of raw 64-bit keys: kept as they are (cardinality ``max id +
+1``) unless ``densify=True`` relabels them ``0..U-1`` by first appearance. A 2-D ``npy`` of shape
+``(B, T)`` is read as ``T`` one-hot tables (the DLRM ``X_cat`` layout); the writer writes a 2-D
+array for a one-hot multi-table trace and a 1-D array for one table (``table=`` picks one, ``"all"``
+flattens). ``npy`` is memory-mapped when it is int64 and not densified.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from tracegen._util import atomic_output
+from tracegen.errors import TraceFormatError, TracegenError
+from tracegen.formats._common import finish_single, ids_from_any, one_table, parse_int_tokens
+from tracegen.formats._npzio import RawSink, _npy_header
+from tracegen.formats.dlrm import _IdStreamWriter
+from tracegen.trace import Trace
+
+
+def read_txt(path, *, densify: bool = False, name: str = "t0") -> Trace:
+    with open(path, "rb") as f:
+        data = f.read()
+    lines = data.split(b"\n")
+    tokens = [ln.strip() for ln in lines]
+    tokens = [t for t in tokens if t]
+    if not tokens:
+        raise TraceFormatError("trace is empty (no ids)", path)
+    if any(len(t.split()) > 1 for t in tokens[:100]):
+        raise TraceFormatError("expected one id per line, found several on a line", path)
+    try:
+        ids = parse_int_tokens(tokens, path)
+    except TraceFormatError as e:
+        # name the line, not the position among non-empty lines
+        raise TraceFormatError(str(e).split(": ", 1)[1].replace("position", "id number"), path) from None
+    return finish_single(ids, path, name=name, densify=densify)
+
+
+def write_txt(trace: Trace, path, *, force: bool = False, table=None) -> None:
+    t = one_table(trace.validate(), path, table, "txt")
+    with TxtStreamWriter(path, force=force) as w:
+        w.write_ids(t.values)
+
+
+class TxtStreamWriter(_IdStreamWriter):
+    fmt = "txt"
+
+    def write_ids(self, ids: np.ndarray) -> None:
+        ids = np.asarray(ids, np.int64)
+        step = 1 << 20
+        for i in range(0, ids.size, step):
+            self.f.write(("\n".join(map(str, ids[i : i + step].tolist())) + "\n").encode())
+        self.n += int(ids.size)
+
+
+def read_npy(path, *, densify: bool = False, name: str = "t0", names=None) -> Trace:
+    try:
+        a = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise TraceFormatError(f"not a readable .npy file ({e})", path) from None
+    if a.ndim == 2:
+        if a.shape[0] == 0 or a.shape[1] == 0:
+            raise TraceFormatError(f"trace is empty (shape {a.shape})", path)
+        ids = ids_from_any(np.asarray(a), path)
+        if densify:
+            from tracegen.locality import dense_keys
+
+            cols = [dense_keys(ids[:, j]) for j in range(ids.shape[1])]
+            ids = np.stack([c[0] for c in cols], axis=1)
+            cards = [c[1] for c in cols]
+        else:
+            cards = None
+        return Trace.from_dense_ids(ids, cards, names).validate(path)
+    if a.ndim != 1:
+        raise TraceFormatError(
+            f"expected a 1-D id sequence or a (samples, tables) matrix, got shape {a.shape}", path
+        )
+    if a.dtype == np.int64 and not densify and a.size:
+        if a.min() < 0:
+            raise TraceFormatError(f"negative id {int(a.min())} at position {int(np.argmin(a))}", path)
+        return Trace.single(a, name=name, cardinality=int(a.max()) + 1).validate(path)
+    return finish_single(np.asarray(a), path, name=name, densify=densify)
+
+
+def write_npy(trace: Trace, path, *, force: bool = False, table=None) -> None:
+    trace.validate()
+    if table is None and trace.n_tables > 1:
+        if not trace.is_one_hot:
+            raise TracegenError(
+                "npy holds one id sequence or a one-hot (samples x tables) matrix; this trace is "
+                "multi-hot: pick a table with --table NAME or flatten with --table all",
+                path,
+            )
+        arr = trace.to_dense_ids()
+    else:
+        arr = np.asarray(one_table(trace, path, table, "npy").values, np.int64)
+    with atomic_output(path, force, suffix=".npy") as tmp:
+        np.save(tmp, arr)
+
+
+class NpyStreamWriter:
+    """Streams one table's ids (or a one-hot ``(B, T)`` matrix) to a raw part; .npy at close."""
+
+    def __init__(self, path, *, names=None, cardinalities=None, force: bool = False, table=None, **_):
+        self.path, self.force, self.table = os.fspath(path), force, table
+        from tracegen._util import check_output
+
+        check_output(self.path, force)
+        self.folder = os.path.dirname(os.path.abspath(self.path))
+        self.sink: RawSink | None = None
+        self._closed = False
+
+    def write(self, chunk: Trace) -> None:
+        if self.table is None and chunk.n_tables > 1:
+            arr = chunk.to_dense_ids()
+        else:
+            arr = np.asarray(one_table(chunk, self.path, self.table, "npy").values, np.int64)
+        if self.sink is None:
+            self.sink = RawSink(self.folder, np.int64, arr.shape[1:])
+        self.sink.append(arr)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self.sink is None or self.sink.rows == 0:
+                raise TracegenError("trace is empty (no accesses)", self.path)
+            self.sink.finish()
+            with atomic_output(self.path, self.force, suffix=".npy") as tmp, open(tmp, "wb") as f:
+                f.write(_npy_header(self.sink.dtype, self.sink.shape))
+                with open(self.sink.path, "rb") as r:
+                    while block := r.read(1 << 24):
+                        f.write(block)
+        finally:
+            self.abort()
+
+    def abort(self) -> None:
+        self._closed = True
+        if self.sink is not None:
+            self.sink.discard()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self.close() if exc_type is None else self.abort()

@@ -106,6 +106,7 @@ class StreamLocality:
     sample_rate: float = 1.0
     distinct: int = 0  # distinct ids of the whole stream (exact)
     curve: tuple[np.ndarray, np.ndarray] | None = None  # footprint over time: (accesses so far, distinct ids)
+    working_set: dict[int, float] | None = None  # window (accesses) -> mean distinct ids over sliding windows
 
     def miss_ratio(self, sizes) -> np.ndarray:
         """LRU miss ratio at cache sizes in rows (estimated when ``sample_rate < 1``)."""
@@ -122,6 +123,17 @@ class StreamLocality:
         """Largest stack distance in the histogram, at least 1."""
         return max(int(self.counts.shape[0]), 1)
 
+    def log2_histogram(self) -> dict:
+        """Stack-distance histogram in power-of-two buckets: ``counts[k]`` accesses with ``sd`` in
+        ``[2**k - 1, 2**(k+1) - 1)`` (bucket 0 is ``sd = 0``, bucket 1 is ``1..2``, ...), plus ``cold``."""
+        c = np.asarray(self.counts, dtype=np.float64)
+        if c.size == 0:
+            return {"lower_edges": [], "counts": [], "cold": float(self.cold)}
+        k = np.floor(np.log2(np.arange(c.size) + 1.0)).astype(np.int64)
+        binned = np.bincount(k, weights=c)
+        return {"lower_edges": [(1 << j) - 1 for j in range(binned.size)], "counts": binned.tolist(),
+                "cold": float(self.cold)}
+
     def summary(self) -> dict:
         from tracegen.locality import sd_percentiles
 
@@ -129,19 +141,24 @@ class StreamLocality:
         total = warm + float(self.cold)
         mean = float(np.dot(np.arange(self.counts.shape[0]), self.counts) / warm) if warm > 0 else None
         return {"name": self.name, "accesses": self.n_accesses, "distinct": self.distinct,
+                "working_set": ({str(k): v for k, v in self.working_set.items()}
+                                if self.working_set is not None else None),
                 "sample_rate": self.sample_rate, "cold_share": float(self.cold) / total if total else 0.0,
-                "warm_stack_distance": {**sd_percentiles(self.counts, self.cold), "mean": mean}}
+                "warm_stack_distance": {**sd_percentiles(self.counts, self.cold), "mean": mean},
+                "sd_histogram_log2": self.log2_histogram()}
 
 
 def stream_locality(ids: np.ndarray, name: str = "stream", sample_rate: float | None = None,
                     threshold: int = SHARDS_THRESHOLD, curve_points: int = 0,
-                    seed: int = 0) -> StreamLocality:
+                    seed: int = 0, windows: Sequence[int] | None = None) -> StreamLocality:
     """Stack-distance histogram of ``ids``; SHARDS at ``sample_rate`` (default: automatic above threshold).
 
     Exact histograms come from :class:`tracegen.locality.StreamingProfiler` (no per-access output), SHARDS
-    estimates from :func:`tracegen.locality.shards_histogram` (fixed rate, SHARDS_adj).
+    estimates from :func:`tracegen.locality.shards_histogram` (fixed rate, SHARDS_adj). ``windows`` (in
+    accesses) adds the exact average working set W(T) over all sliding windows of each length ``T``
+    (:func:`tracegen.locality.average_working_set`).
     """
-    from tracegen.locality import StreamingProfiler, dense_keys, shards_histogram
+    from tracegen.locality import StreamingProfiler, average_working_set, dense_keys, shards_histogram
 
     ids = np.ascontiguousarray(ids, dtype=np.int64)
     n = int(ids.shape[0])
@@ -156,12 +173,16 @@ def stream_locality(ids: np.ndarray, name: str = "stream", sample_rate: float | 
         # dense keys number ids in order of first appearance, so distinct(n) = max(keys[:n]) + 1
         pos = np.unique(np.linspace(1, n, max(int(curve_points), 2)).round().astype(np.int64))
         curve = (pos, np.maximum.accumulate(keys)[pos - 1] + 1)
+    ws = None
+    if windows is not None and n:
+        w = [int(x) for x in windows if 0 < int(x) <= n]
+        ws = dict(zip(w, (float(x) for x in average_working_set(keys, w)))) if w else {}
     if sample_rate < 1:
         counts, cold, sample_rate = shards_histogram(keys, rate=sample_rate, seed=seed)
     else:
         counts, cold = StreamingProfiler().update(keys).stack_distance_histogram()
     return StreamLocality(name=name, n_accesses=n, counts=counts, cold=cold, sample_rate=float(sample_rate),
-                          distinct=int(distinct), curve=curve)
+                          distinct=int(distinct), curve=curve, working_set=ws)
 
 
 @dataclasses.dataclass
@@ -196,7 +217,10 @@ def trace_locality(trace: Trace, dim: int = 64, dtype: str = "fp32", sample_rate
     for t in bar(trace.tables, total=trace.n_tables, desc="stack distances", unit="table", enabled=progress):
         streams.append(stream_locality(t.values, t.name, sample_rate, threshold))
     ids, _ = interleave(trace, batch_size)
-    shared = stream_locality(ids, "shared", sample_rate, threshold, curve_points)
+    # working sets over windows of 1, 10 and 100 batches' lookups (all tables)
+    per_batch = max(len(ids) * batch_size // max(trace.n_samples, 1), 1)
+    shared = stream_locality(ids, "shared", sample_rate, threshold, curve_points,
+                             windows=[per_batch, 10 * per_batch, 100 * per_batch])
     return TraceLocality(streams, shared, int(dim), dtype)
 
 

@@ -60,7 +60,7 @@ def mrc(path, curves: dict[str, tuple[np.ndarray, np.ndarray]], row_bytes: int, 
     top = ax.secondary_xaxis("top", functions=(to_lines, to_mib))
     top.set_xlabel(f"cache size (64-byte lines; {lines_per_row} per row)")
     ax.legend()
-    ax.grid(True, which="both", alpha=0.3)
+    ax.grid(True, which="major", alpha=0.3)
     if table_curves:
         ax2 = axes[0, 1]
         for k, (table, per_trace) in enumerate(table_curves.items()):
@@ -73,7 +73,7 @@ def mrc(path, curves: dict[str, tuple[np.ndarray, np.ndarray]], row_bytes: int, 
         ax2.set_ylim(0, 1.02)
         ax2.set_title("One cache per table (largest tables)")
         ax2.legend(fontsize="small")
-        ax2.grid(True, which="both", alpha=0.3)
+        ax2.grid(True, which="major", alpha=0.3)
     if title:
         fig.suptitle(title)
     return _save(fig, path)
@@ -91,7 +91,7 @@ def sd_cdf(path, curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str = 
     ax.set_ylim(0, 1.02)
     ax.set_title(title or "Stack-distance CDF (cold accesses never count)")
     ax.legend()
-    ax.grid(True, which="both", alpha=0.3)
+    ax.grid(True, which="major", alpha=0.3)
     return _save(fig, path)
 
 
@@ -111,7 +111,7 @@ def rank_frequency(path, counts: dict[str, np.ndarray], title: str = "") -> str:
     ax.set_ylabel("accesses (count)")
     ax.set_title(title or "Rank-frequency")
     ax.legend()
-    ax.grid(True, which="both", alpha=0.3)
+    ax.grid(True, which="major", alpha=0.3)
     return _save(fig, path)
 
 
@@ -155,7 +155,7 @@ def table_bars(path, names: Sequence[str], series: dict[str, Sequence[float]], y
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend(fontsize="small")
-    ax.grid(True, axis="y", which="both", alpha=0.3)
+    ax.grid(True, axis="y", which="major", alpha=0.3)
     return _save(fig, path)
 
 

@@ -125,7 +125,8 @@ def write_report(trace: Trace, out_dir: str | os.PathLike, vs: Trace | None = No
                  batch_size: int = 2048, sample_rate: float | None = None,
                  threshold: int = loc.SHARDS_THRESHOLD, budget_bytes: int | None = None,
                  samples_per_second: float = 1e6, measure: bool = True, measure_batches: int = 8,
-                 device: str | None = None, copy_bytes: int = 1 << 28, force: bool = False,
+                 device: str | None = None, copy_bytes: int = 1 << 28, threads: int | None = 1,
+                 force: bool = False,
                  progress: bool | None = None,
                  title: str = "tracegen locality and bandwidth report", sources: Sequence[str] | None = None,
                  seed: int = 0) -> dict:
@@ -134,7 +135,8 @@ def write_report(trace: Trace, out_dir: str | os.PathLike, vs: Trace | None = No
     ``labels`` name the traces (default ``("real", "synthetic")`` with ``vs``, else ``("trace",)``).
     ``budget_bytes`` is the placement budget (default: 10% of the first trace's touched rows, in ``dtype``).
     ``sample_rate`` forces SHARDS at that rate on every stream (``None``: automatic above ``threshold``).
-    ``measure`` times torch embedding bags (real, ``vs`` and uniform ids) and the copy bandwidth.
+    ``measure`` times torch embedding bags (real, ``vs`` and uniform ids) and the copy bandwidth, on CPU with
+    ``threads`` torch threads (see :func:`analysis.bandwidth.measure`).
     """
     from analysis import plots
     from tracegen._util import atomic_output
@@ -174,7 +176,8 @@ def write_report(trace: Trace, out_dir: str | os.PathLike, vs: Trace | None = No
         steps.set_description("report: measuring bandwidth")
         named = dict(zip(labels, traces))
         named["uniform"] = bw.uniform_like(trace, seed)
-        measured = bw.measure(named, dim, int(batch_size), device, "sgd", measure_batches, copy_bytes)
+        measured = bw.measure(named, dim, int(batch_size), device, "sgd", measure_batches, copy_bytes,
+                              threads=threads)
     steps.update()
 
     sampling = {lab: {s.name: s.sample_rate for s in [*arrays[lab]["locality"].tables,
@@ -218,7 +221,8 @@ def _sampling_note(sampling: dict, threshold: int) -> str:
     for lab, rates in used.items():
         parts.append(f"{lab}: " + ", ".join(f"{k} at rate {v:.3g}" for k, v in rates.items()))
     return (f"SHARDS sampling (fixed rate, spatial hash of row ids) was used for streams above {threshold:,} "
-            f"accesses; their miss-ratio curves and stack-distance CDFs are estimates. "
+            "accesses; their miss-ratio curves and stack-distance CDFs are estimates (least accurate for "
+            "caches under a few times 1/rate rows). "
             + "; ".join(parts) + ".")
 
 
@@ -284,7 +288,9 @@ def _figures(d: str, summary: dict, arrays: dict, labels: list[str], dim: int, d
 def _size(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.3g} {unit}" if unit != "B" else f"{int(n)} B"
+            if unit == "B":
+                return f"{int(n)} B"
+            return f"{n:.3g} {unit}" if abs(n) < 1000 else f"{n:.0f} {unit}"
         n /= 1024.0
     return f"{n} B"
 
@@ -305,6 +311,10 @@ def text_summary(summary: dict) -> str:
                      f"{_size(f['total_table_bytes'][s['dtype']])} {s['dtype']})")
         lines.append(f"  hot set: 50% of accesses from {hot['0.5']:,} rows, 90% from {hot['0.9']:,}, "
                      f"99% from {hot['0.99']:,}")
+        ws = t["locality"]["shared"].get("working_set") or {}
+        if ws:
+            lines.append("  working set (mean distinct rows in a window): " + ", ".join(
+                f"{v:,.0f} in {int(k):,} accesses" for k, v in ws.items()))
         mr = ", ".join(f"{a['miss_ratio']:.3f} at {_size(a['cache_bytes'])}" for a in t["after_cache"])
         lines.append(f"  shared LRU miss ratio: {mr}")
         sgd = t["traffic"]["sgd"]["total"]["total"]
@@ -326,7 +336,8 @@ def text_summary(summary: dict) -> str:
     if m:
         parts = ", ".join(f"{k} {v['achieved_bytes_per_s'] / 1e9:.3g} GB/s ({v['fraction_of_copy']:.0%})"
                           for k, v in m["traces"].items())
-        lines.append(f"measured on {m['device']}: {parts}; copy {m['copy_bytes_per_s'] / 1e9:.3g} GB/s")
+        lines.append(f"measured on {m['device']} ({m.get('threads')} thread(s)): {parts}; "
+                     f"copy {m['copy_bytes_per_s'] / 1e9:.3g} GB/s")
     lines.append(summary["sampling"]["note"])
     return "\n".join(lines)
 
@@ -406,8 +417,8 @@ def _html(summary: dict, figs: dict) -> str:
                  f"{v['achieved_bytes_per_s'] / 1e9:.3g}", f"{v['fraction_of_copy']:.1%}",
                  f"{v['samples_per_s']:,.0f}"] for k, v in m["traces"].items()]
         parts.append(f"<h2>Measured on {html.escape(m['device'])}</h2><p>torch EmbeddingBag forward + "
-                     "backward + "
-                     f"SGD step; copy bandwidth {m['copy_bytes_per_s'] / 1e9:.3g} GB/s.</p>"
+                     f"backward + SGD step ({m['threads']} thread(s) on CPU), best of two runs; "
+                     f"copy bandwidth {m['copy_bytes_per_s'] / 1e9:.3g} GB/s.</p>"
                      + _table(["ids", "time / batch", "modelled bytes / batch", "GB/s", "of copy",
                                "samples/s"],
                               rows))

@@ -111,7 +111,8 @@ def main(argv=None) -> int:
             f"{m['touch_one_table_s']:.2f} s"
         )
         print(
-            f"tracegen read (mmap), {m_small['n_accesses']:,} accesses: open {m_small['open_s'] * 1e3:.1f} ms, "
+            f"tracegen read (mmap), {m_small['n_accesses']:,} accesses: "
+            f"open {m_small['open_s'] * 1e3:.1f} ms, "
             f"RSS +{m_small['open_rss_mb']:.1f} MB  (10x smaller file: open time ratio "
             f"{m['open_s'] / m_small['open_s']:.2f})"
         )

@@ -170,8 +170,9 @@ ENDLESS = "a dist.json is an endless stream: give --num-batches, not --epochs"
 class SyntheticBatches:
     """Batches from a dist.json, sampled on the fly in chunks (no trace file).
 
-    Chunk ``c`` of stream ``stream`` is ``TraceModel.load(path).sample(chunk, seed=[seed, stream, c])``-like
-    (an integer seed derived from the three); batch ``k`` is always the same batch for a seed.
+    Chunk ``c`` of stream ``stream`` (0 training, 1 validation) is ``chunk_batches`` batches sampled by
+    ``TraceModel.load(path).sample(n, seed=s)``, ``s`` drawn from ``(seed, stream, c)``; so batch ``k``
+    is always the same batch for a seed, and a resumed run sees what an uninterrupted one would.
     """
 
     def __init__(self, path: str | os.PathLike, batch_size: int, *, seed: int = 0, stream: int = 0,
@@ -253,7 +254,23 @@ def prefetch(batches: Iterator[Batch], depth: int = 3, device: str | torch.devic
                 th.join(timeout=0.05)
 
 
-def load(source, path_hint: str | None = None) -> Trace:
+def iter_batches(source, batch_size: int, *, num_batches: int | None = None, shuffle: bool = False,
+                 seed: int = 0, n_dense: int = 13) -> Iterator[Batch]:
+    """The batches training would see, for analysis: what each batch looks up (``Batch.table_ids``).
+
+    ``source`` is a :class:`Trace`, a trace file, or a dist.json (then ``num_batches`` is required);
+    all samples in time order unless ``shuffle``.
+    """
+    if is_dist_json(source):
+        yield from SyntheticBatches(source, batch_size, seed=seed, n_dense=n_dense).batches(0, num_batches)
+        return
+    trace = load(source)
+    tb = TraceBatches(trace, np.arange(trace.n_samples), batch_size, shuffle=shuffle, seed=seed,
+                      n_dense=n_dense)
+    yield from tb.batches(0, num_batches if num_batches is not None else len(tb))
+
+
+def load(source) -> Trace:
     """A :class:`Trace` from a Trace (returned as is) or a trace file (any format tracegen reads)."""
     if isinstance(source, Trace):
         return source

@@ -85,7 +85,8 @@ class DistributedDLRM(nn.Module):
         self.config = config
         model = DLRM(config, seed=seed, tables=self.tables).to(device)
         self.sparse_arch = model.sparse_arch
-        self.register_buffer("my_tables", torch.tensor(self.tables, dtype=torch.int64), persistent=False)
+        self.register_buffer("my_tables", torch.tensor(self.tables, dtype=torch.int64, device=device),
+                             persistent=False)
         order = [t for s in self.shards for t in s]  # tables in the order the all_to_all delivers them
         self.register_buffer("unshard", torch.argsort(torch.tensor(order)).to(device), persistent=False)
         ddp_kw = {"device_ids": [torch.device(device).index]} if torch.device(device).type == "cuda" else {}

@@ -181,6 +181,36 @@ class SparseArch(nn.Module):
         return torch.stack(out, dim=1)  # (B, T, D)
 
 
+class _PairwiseDot(torch.autograd.Function):
+    """Dot products of chosen pairs of ``T + 1`` vectors: ``(B, T + 1, D)`` to ``(B, pairs)``.
+
+    Forward is one ``bmm`` (the Gram matrix) and a gather of the pairs. Backward is one ``bmm`` too,
+    ``grad = S @ combined`` with ``S`` the symmetric ``(T + 1) x (T + 1)`` matrix of the pairs' gradients
+    (doubled on the diagonal, since ``d(c.c)/dc = 2c``), where autograd would zero-fill a Gram-sized
+    gradient, scatter into it and run two ``bmm``s. ``S`` lives in a buffer whose non-pair entries stay
+    zero, so it is written, never cleared.
+    """
+
+    @staticmethod
+    def forward(ctx, combined, arch):
+        B, n, _ = combined.shape
+        ctx.save_for_backward(combined)
+        ctx.arch = arch
+        gram = torch.bmm(combined, combined.transpose(1, 2))  # (B, T + 1, T + 1)
+        return gram.view(B, n * n).index_select(1, arch.pairs)  # (B, pairs)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (combined,) = ctx.saved_tensors
+        arch = ctx.arch
+        B, n, _ = combined.shape
+        sym = arch._grad_workspace(B, n, grad)  # (B, (T + 1) ** 2), zero off the pairs
+        g = grad * arch.pair_scale.to(grad.dtype) if arch.itself else grad  # (B, pairs)
+        sym.scatter_(1, arch.pairs.expand(B, -1), g)  # faster than index_copy_ along dim 1
+        sym.scatter_(1, arch.pairs_t.expand(B, -1), g)
+        return torch.bmm(sym.view(B, n, n), combined), None  # (B, T + 1, D)
+
+
 class InteractionArch(nn.Module):
     """Feature interaction: ``(B, D)`` dense and ``(B, T, D)`` sparse to ``(B, output_dim)``.
 
@@ -193,21 +223,28 @@ class InteractionArch(nn.Module):
         super().__init__()
         if op not in ("dot", "cat"):
             raise ValueError(f"interaction op must be 'dot' or 'cat', got {op!r}")
-        self.op = op
+        self.op, self.itself = op, itself
         n = n_tables + 1
         li, lj = torch.tril_indices(n, n, offset=0 if itself else -1)  # row-major: i ascending, then j
-        # flat positions in the (T + 1) x (T + 1) Gram matrix: index_select on them is about twice as fast
-        # (forward and backward) as gram[:, li, lj]
+        # flat positions of the pairs in the (T + 1) x (T + 1) Gram matrix, and of their mirror images
         self.register_buffer("pairs", li * n + lj, persistent=False)  # (pairs,)
+        self.register_buffer("pairs_t", lj * n + li, persistent=False)  # (pairs,)
+        self.register_buffer("pair_scale", torch.where(li == lj, 2.0, 1.0), persistent=False)  # (pairs,)
         self.output_dim = n * dim if op == "cat" else dim + int(li.numel())
+        self._workspace: torch.Tensor | None = None
+
+    def _grad_workspace(self, B: int, n: int, like: torch.Tensor) -> torch.Tensor:
+        w = self._workspace
+        if w is None or w.shape[0] < B or w.dtype != like.dtype or w.device != like.device:
+            w = self._workspace = like.new_zeros(B, n * n)
+        return w[:B]
 
     def forward(self, dense: torch.Tensor, sparse: torch.Tensor) -> torch.Tensor:
         B, _, D = sparse.shape
         combined = torch.cat([dense.unsqueeze(1), sparse], dim=1)  # (B, T + 1, D)
         if self.op == "cat":
             return combined.reshape(B, -1)  # (B, (T + 1) * D)
-        gram = torch.bmm(combined, combined.transpose(1, 2))  # (B, T + 1, T + 1)
-        return torch.cat([dense, gram.view(B, -1).index_select(1, self.pairs)], dim=1)  # (B, D + pairs)
+        return torch.cat([dense, _PairwiseDot.apply(combined, self)], dim=1)  # (B, D + pairs)
 
 
 class OverArch(nn.Module):

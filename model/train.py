@@ -144,7 +144,22 @@ def _write_json_line(path: str, record: dict) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Train; returns 0. Raises :class:`TracegenError` on bad data, arguments or outputs."""
+    """Train; returns 0. Raises :class:`TracegenError` on bad data, arguments or outputs.
+
+    Under ``--distributed`` the process group is torn down on the way out, error or not (a rank that
+    leaves it up can hang the others at shutdown).
+    """
+    try:
+        return _run(args)
+    finally:
+        if args.distributed:
+            import torch.distributed as dist
+
+            if dist.is_initialized():
+                dist.destroy_process_group()
+
+
+def _run(args: argparse.Namespace) -> int:
     t_start = time.perf_counter()
     if args.num_threads:
         torch.set_num_threads(args.num_threads)
@@ -184,6 +199,11 @@ def run(args: argparse.Namespace) -> int:
     mlp_bot = parse_sizes(args.arch_mlp_bot, "--arch-mlp-bot")
     train_b, val_b, cards, maxes, n_dense, path = _open_data(args, mlp_bot[0] if mlp_bot else 13)
     cfg = build_config(args, cards, n_dense)
+    sample_trace = getattr(train_b, "first", None) or getattr(train_b, "trace", None)
+    if sample_trace is not None and sample_trace.labels is None:
+        say("note: the data has no labels; training on labels drawn at random from the seed (AUC ~0.5)")
+    if n_dense is None:
+        say(f"note: the data has no dense features; using {cfg.n_dense} zeros per sample")
     check_compatible(cards, maxes if maxes is not None else [c - 1 for c in cards], n_dense, cfg, path)
     total = args.num_batches if args.num_batches is not None else (args.epochs or 1) * len(train_b)
     if total < 1:
@@ -221,7 +241,7 @@ def run(args: argparse.Namespace) -> int:
                            args.optimizer, args.learning_rate)
     step = 0
     if args.resume:
-        ck = torch.load(ckpt_path, map_location=device, weights_only=False)
+        ck = torch.load(ckpt_path, map_location=device, weights_only=True)
         if ck["config"] != dataclasses.asdict(cfg):
             raise TracegenError("the checkpoint's architecture differs from this run's flags", ckpt_path)
         modules.load_state_dict(ck["model"])
@@ -308,8 +328,7 @@ def run(args: argparse.Namespace) -> int:
     if args.distributed:
         import torch.distributed as dist
 
-        dist.barrier()
-        dist.destroy_process_group()
+        dist.barrier()  # every rank has finished its steps and checkpoint before any leaves
     return 0
 
 

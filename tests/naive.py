@@ -163,20 +163,37 @@ def distinct_per_group(values, starts) -> np.ndarray:
     return np.array([len(set(v[starts[g]:starts[g + 1]])) for g in range(len(starts) - 1)], dtype=np.int64)
 
 
-def class_stack_run(cls, cold, dd, upick, bud, max_ids, cls_cap) -> np.ndarray:
+def class_stack_run(cls, cold, dd, gbin, upick, ucpl, ubud, max_ids, cls_cap, bud_lo, bud_hi, bud_a, slack,
+                    ptab, couple, qwin=256.0) -> tuple[np.ndarray, np.ndarray]:
     """Reference of the class-stack sampler kernel: an explicit LRU list (top first) of [ordinal, class, budget].
 
     Per access: a cold draw (while fewer than ``max_ids`` ids exist and fewer than ``cls_cap[c]`` of
-    class ``c``) creates a new id of class ``c`` on
-    top with budget ``bud[i]`` accesses; otherwise the target depth is ``min(d, live - 1)``;
-    the selectable (budget left) class-``c`` ids just shallower and just deeper than it are found and one
-    is taken with probability keeping E[log(1 + depth)] = log(1 + target); with none, a new id is
-    created (or, at ``max_ids``, the id at the target depth is taken).
+    class ``c``) creates a new id of class ``c`` on top with a budget drawn from the class's power law.
+    Otherwise the target depth is ``t = min(d, live - 1)``. With ``couple``, the running frequency
+    ``Q(class at depth | bin)`` is updated and the id at depth ``t`` is taken with probability
+    ``min(1, P/Q)`` (its class must have budget left), else the class is drawn from ``max(0, P - Q)``.
+    Then the selectable (budget left) ids of that class just shallower and just deeper than ``t`` are
+    found and one taken with probability keeping E[log(1 + depth)] = log(1 + t); with none, a new id
+    is created (or, at ``max_ids``, the id at depth ``t`` is taken). Returns (ordinals, classes).
     """
     import math
 
+    def budget(u, lo, hi, a):
+        if hi - lo <= 1.0:
+            x = lo
+        elif abs(a - 1.0) < 1e-9:
+            x = lo * (hi / lo) ** u
+        else:
+            b = 1.0 - a
+            x = (lo**b + u * (hi**b - lo**b)) ** (1.0 / b)
+            x = min(max(x, lo), hi)
+        return max(int(math.floor(x * slack)), 1)
+
+    n_cls = ptab.shape[1]
+    q = np.zeros((ptab.shape[0], n_cls + 2))
     stack: list[list[int]] = []
     out = np.empty(len(cls), np.int64)
+    out_cls = np.empty(len(cls), np.int64)
     created = 0
     made = [0] * len(cls_cap)
     for i in range(len(cls)):
@@ -188,7 +205,35 @@ def class_stack_run(cls, cold, dd, upick, bud, max_ids, cls_cap) -> np.ndarray:
                 new = True
             else:
                 t = min(int(dd[i]), len(stack) - 1)
-                if stack[t][1] == c and stack[t][2] > 0:
+                take = False
+                if couple:
+                    bb = int(gbin[i])
+                    cs = stack[t][1]
+                    col = cs if stack[t][2] > 0 else n_cls
+                    if q[bb, n_cls + 1] >= qwin:
+                        q[bb, :] *= 0.5
+                    q[bb, col] += 1.0
+                    q[bb, n_cls + 1] += 1.0
+                    tot = q[bb, n_cls + 1]
+                    u = ucpl[i]
+                    if col < n_cls:
+                        qq, p = q[bb, cs] / tot, ptab[bb, cs]
+                        if u * qq < p:
+                            take = True
+                        else:
+                            u = (u * qq - p) / (qq - p)
+                    if not take:
+                        res = [max(0.0, ptab[bb, j] - q[bb, j] / tot) for j in range(n_cls)]
+                        rs = sum(r for r in res if r > 0)
+                        if rs > 0:
+                            acc = 0.0
+                            for j in range(n_cls):
+                                if res[j] > 0:
+                                    acc += res[j]
+                                    c = j
+                                    if acc > u * rs:
+                                        break
+                if take or (stack[t][1] == c and stack[t][2] > 0):
                     chosen = t
                 else:
                     up = [j for j in range(t - 1, -1, -1) if stack[j][1] == c and stack[j][2] > 0]
@@ -208,7 +253,7 @@ def class_stack_run(cls, cold, dd, upick, bud, max_ids, cls_cap) -> np.ndarray:
                         la, lb, ld = math.log1p(a), math.log1p(b), math.log1p(t)
                         chosen = a if upick[i] * (lb - la) < lb - ld else b
         if new:
-            e = [created, c, int(bud[i]) - 1]
+            e = [created, c, budget(ubud[i], bud_lo[c], bud_hi[c], bud_a[c]) - 1]
             created += 1
             made[c] += 1
         else:
@@ -216,4 +261,5 @@ def class_stack_run(cls, cold, dd, upick, bud, max_ids, cls_cap) -> np.ndarray:
             e[2] -= 1
         stack.insert(0, e)
         out[i] = e[0]
-    return out
+        out_cls[i] = e[1]
+    return out, out_cls

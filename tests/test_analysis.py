@@ -228,7 +228,36 @@ def test_uniform_like_keeps_bags(small):
 
 def test_measure_embedding_bag_runs(small):
     pytest.importorskip("torch")
-    m = bw.measure_embedding_bag(small, dim=4, batch_size=2, device="cpu", max_batches=2, warmup=1)
+    m = bw.measure_embedding_bag(small, dim=4, batch_size=2, device="cpu", max_batches=2, warmup=1,
+                                min_seconds=0)
     assert m["batches"] == 2 and m["seconds_per_batch"] > 0
     assert m["bytes_per_batch"] == pytest.approx(bw.model_traffic(small.slice(2, 6), 4, 2).total["total"])
     assert bw.copy_bandwidth(1 << 16, "cpu", repeats=2) > 0
+    cycled = bw.measure_embedding_bag(small, dim=4, batch_size=2, device="cpu", max_batches=2, warmup=1,
+                                      min_seconds=0.05)
+    assert cycled["batches"] >= 2 and cycled["bytes_per_batch"] == m["bytes_per_batch"]
+
+
+def test_measure_restores_threads(small):
+    import torch
+
+    before = torch.get_num_threads()
+    out = bw.measure({"a": small}, dim=4, batch_size=2, device="cpu", max_batches=1, copy_bytes=1 << 12,
+                     threads=1, max_seconds=0.05)
+    assert out["threads"] == 1 and torch.get_num_threads() == before
+    assert 0 < out["traces"]["a"]["fraction_of_copy"]
+
+
+def test_working_set_windows_exact(rng):
+    ids = rng.integers(0, 20, 300)
+    s = loc.stream_locality(ids, windows=[1, 7, 50, 301])
+    for w in (1, 7, 50):
+        want = np.mean([len(set(ids[i:i + w].tolist())) for i in range(len(ids) - w + 1)])
+        assert s.working_set[w] == pytest.approx(want)
+    assert 301 not in s.working_set  # longer than the stream
+
+
+def test_log2_histogram():
+    s = loc.stream_locality(np.array([1, 2, 3, 3, 2, 1, 9, 9]))  # sd: -1 -1 -1 0 1 2 -1 0
+    h = s.log2_histogram()
+    assert h["lower_edges"] == [0, 1] and h["counts"] == [2.0, 2.0] and h["cold"] == 4.0

@@ -190,3 +190,20 @@ def test_inspect_criteo_streams_same_summary(tmp_path, capsys):
     streamed = json.loads(capsys.readouterr().out)
     full = summarize(formats.read(p), path=str(p), fmt="criteo-tsv", progress=False)
     assert streamed == json.loads(json.dumps(full))
+
+
+def test_convert_refuses_stdout(tmp_path, rng, capsys):
+    src = tmp_path / "t.npz"
+    formats.write(_trace(rng), src)
+    assert main(["convert", str(src), "-", "--to", "txt", "--table", "C1"]) == 2
+    _one_line_error(capsys, "-", "not to stdout")
+    assert not (tmp_path / "-").exists()
+
+
+def test_help_lists_the_io_commands(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for cmd in ("demo", "inspect", "convert"):
+        assert f"    {cmd} " in out
+    assert main(["convert", "--help"]) == 0
+    assert "--table" in capsys.readouterr().out

@@ -422,7 +422,8 @@ def test_bundled_example_trace():
     assert os.path.getsize(p) < 3_000_000
     tr = formats.read(p)
     assert tr.n_tables == 26 and tr.dense.shape[1] == 13 and tr.labels is not None
-    assert native.is_native(native.NpzArchive(p))
+    with native.NpzArchive(p) as ar:
+        assert native.is_native(ar)
 
 
 def test_libcachesim_reads_our_files(tmp_path, rng):
@@ -457,3 +458,72 @@ def test_next_access_blocks_and_growth(rng):
         out[start : start + 1000] = scan.block(ids[start : start + 1000], start)
     np.testing.assert_array_equal(out, naive.next_access_vtime(ids))
     assert scan.keys.shape[0] >= 2 * 5000 - 1000  # it grew from 4096 slots
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_dlrm_npz_read_in_blocks(tmp_path, rng, monkeypatch, compressed):
+    """Blocks of rows (streamed through the decompressor or memory-mapped) give the same trace."""
+    tr = one_hot_trace(rng, b=50)
+    p = tmp_path / "d.npz"
+    save = np.savez_compressed if compressed else np.savez
+    x_cat = tr.to_dense_ids().astype(np.float64)
+    x_cat[33, 4] = -2
+    save(
+        p,
+        X_cat=x_cat,
+        X_int=tr.dense.astype(np.int32),
+        y=tr.labels.astype(np.int32),
+        counts=np.array(tr.cardinalities, np.int32),
+    )
+    monkeypatch.setattr(dlrm, "BLOCK_ROWS", 7)
+    with pytest.raises(formats.TracegenError, match=f"negative X_cat id -2 at position {33 * 26 + 4}"):
+        formats.read(p)
+    x_cat[33, 4] = 0
+    tr.tables[4].values[33] = 0
+    save(
+        p,
+        X_cat=x_cat,
+        X_int=tr.dense.astype(np.int32),
+        y=tr.labels.astype(np.int32),
+        counts=np.array(tr.cardinalities, np.int32),
+    )
+    back = formats.read(p)
+    assert back.equals(tr)
+    assert all(t.offsets is back.tables[0].offsets for t in back.tables)  # one shared, read-only array
+    assert not back.tables[0].offsets.flags.writeable
+
+
+@pytest.mark.parametrize(
+    "fmt, ext",
+    [
+        ("txt", ".txt"),
+        ("dlrm-trace", ".log"),
+        ("oracle-general", ".bin"),
+        ("npz", ".npz"),
+        ("dlrm-npz", ".npz"),
+        ("npy", ".npy"),
+        ("tbe-pt", ".pt"),
+    ],
+)
+def test_stream_writer_empty_or_aborted_leaves_nothing(tmp_path, fmt, ext):
+    p = tmp_path / ("out" + ext)
+    w = formats.open_writer(p, fmt, names=["C1"], cardinalities=[5])
+    with pytest.raises(formats.TracegenError, match="empty"):
+        w.close()
+    w = formats.open_writer(p, fmt, names=["C1"], cardinalities=[5])
+    w.write(Trace.single(np.array([1, 2, 3]), name="C1", cardinality=5))
+    w.abort()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_criteo_gzip_reads_like_plain(tmp_path, rng):
+    import gzip
+
+    p, lines = _criteo_file(tmp_path, rng, n=120)
+    gz = tmp_path / "day_0.gz"
+    gz.write_bytes(gzip.compress(p.read_bytes()))
+    assert formats.detect(gz) == "criteo-tsv"
+    assert formats.read(gz).equals(formats.read(p))
+    gz.write_bytes(gzip.compress(p.read_bytes())[:300])
+    with pytest.raises(formats.TracegenError, match="decompress"):
+        formats.read(gz, "criteo-tsv")

@@ -86,6 +86,26 @@ def test_forward_equals_naive_pairs(op, itself, fused, rng):
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("itself", [False, True])
+def test_interaction_gradient_equals_autograd_of_the_formula(itself, rng):
+    arch = InteractionArch(4, 3, "dot", itself)
+    n = 5
+    li, lj = torch.tril_indices(n, n, offset=0 if itself else -1)
+    for B in (6, 4, 6):  # the backward's workspace is reused across calls and batch sizes
+        dense = torch.from_numpy(rng.normal(size=(B, 3)).astype(np.float64)).requires_grad_()
+        sparse = torch.from_numpy(rng.normal(size=(B, 4, 3)).astype(np.float64)).requires_grad_()
+        w = torch.from_numpy(rng.normal(size=(B, arch.output_dim)))
+        (arch(dense, sparse) * w).sum().backward()
+        got = dense.grad.clone(), sparse.grad.clone()
+        dense.grad = sparse.grad = None
+        c = torch.cat([dense.unsqueeze(1), sparse], 1)
+        plain = torch.cat([dense, torch.stack([(c[:, i] * c[:, j]).sum(1) for i, j in zip(li, lj)], 1)], 1)
+        torch.testing.assert_close(arch(dense, sparse), plain)
+        (plain * w).sum().backward()
+        torch.testing.assert_close(got[0], dense.grad)
+        torch.testing.assert_close(got[1], sparse.grad)
+
+
 def test_fused_and_per_table_are_the_same_model(rng):
     b = one_hot_batch(rng)
     a = DLRM(small_config(fused=True), seed=5)(b.dense, b.ids)

@@ -74,11 +74,23 @@ def test_summary_json(written):
 
 
 def test_report_sampling_is_stated(tmp_path, rng):
-    s = report.write_report(_trace(rng), tmp_path / "s", sample_rate=0.5, measure=False, progress=False)
+    # streams above the threshold are sampled at threshold / N: the shared one (3000) and table m (1200)
+    s = report.write_report(_trace(rng), tmp_path / "a", threshold=1000, measure=False, progress=False)
+    rates = s["sampling"]["rates"]["trace"]
+    assert rates == {"m": pytest.approx(1000 / 1200), "shared": pytest.approx(1 / 3)}
     assert s["sampling"]["used"] and "SHARDS" in s["sampling"]["note"]
-    assert "SHARDS sampling" in (tmp_path / "s" / "report.html").read_text()
-    auto = report.write_report(_trace(rng), tmp_path / "a", threshold=500, measure=False, progress=False)
-    assert auto["sampling"]["rates"]["trace"]["shared"] == pytest.approx(500 / 3000)
+    assert "SHARDS sampling" in (tmp_path / "a" / "report.html").read_text()
+    tables = {t["name"]: t for t in s["traces"]["trace"]["locality"]["tables"]}
+    assert tables["m"]["sample_rate"] == pytest.approx(1000 / 1200) and tables["C1"]["sample_rate"] == 1.0
+
+
+def test_demo_report_prints_where_it_is(tmp_path, rng):
+    import io
+
+    out = io.StringIO()
+    s = report.demo_report(tmp_path / "demo", _trace(rng), _trace(rng, skew=1.6), stream=out, measure=False)
+    assert s["labels"] == ["real", "synthetic"]
+    assert str(tmp_path / "demo" / "report.html") in out.getvalue()
 
 
 def test_report_never_overwrites_without_force(tmp_path, rng):

@@ -35,9 +35,12 @@ def planted_trace(n: int = 40_000, u: int = 3_000, seed: int = 0) -> np.ndarray:
     return ids.astype(np.int64)
 
 
-def _run_kernel(cls, cold, dd, upick, bud, max_ids, cap, n_slots=4096):
-    c = int(cap.shape[0])
+def _run_kernel(args: dict, n_slots: int = 4096):
+    """Run the compiled kernel on pre-drawn inputs, compacting into fresh arrays when the slots fill."""
+    c = int(args["cls_cap"].shape[0])
+    n = args["cls"].shape[0]
     made = np.zeros(c, np.int64)
+    qcnt = np.zeros((args["ptab"].shape[0], c + 2))
     state = np.zeros(3, np.int64)
     tree = np.zeros(n_slots + 1, np.int32)
     slot_ord = np.full(n_slots, -1, np.int64)
@@ -46,58 +49,47 @@ def _run_kernel(cls, cold, dd, upick, bud, max_ids, cap, n_slots=4096):
     b0 = np.zeros((c, n_slots >> 6), np.uint64)
     b1 = np.zeros((c, max(1, n_slots >> 12)), np.uint64)
     b2 = np.zeros((c, 1), np.uint64)
-    out = np.empty(cls.shape[0], np.int64)
+    out = np.empty(n, np.int64)
+    out_cls = np.empty(n, np.int32)
+    a = args
     i = 0
-    while i < cls.shape[0]:
-        i = K._class_stack_run(
-            cls,
-            cold,
-            dd,
-            upick,
-            bud,
-            i,
-            out,
-            state,
-            tree,
-            slot_ord,
-            slot_cls,
-            slot_rem,
-            b0,
-            b1,
-            b2,
-            max_ids,
-            made,
-            cap,
-        )
-        if i < cls.shape[0]:  # compact into fresh arrays of the same size (live stays small here)
+    while i < n:
+        i = K._class_stack_run(a["cls"], a["cold"], a["dd"], a["gbin"], a["upick"], a["ucpl"], a["ubud"], i, out,
+                               out_cls, state, tree, slot_ord, slot_cls, slot_rem, b0, b1, b2, a["max_ids"], made,
+                               a["cls_cap"], a["bud_lo"], a["bud_hi"], a["bud_a"], a["slack"], a["ptab"], qcnt,
+                               a["couple"])
+        if i < n:  # compact into fresh arrays of the same size (live stays small here)
             old = slot_ord, slot_cls, slot_rem
             tree = np.zeros(n_slots + 1, np.int32)
             slot_ord = np.full(n_slots, -1, np.int64)
             slot_cls = np.zeros(n_slots, np.int32)
             slot_rem = np.zeros(n_slots, np.int64)
             b0[:], b1[:], b2[:] = 0, 0, 0
-            live = K._compact(
-                old[0], old[1], old[2], int(state[0]), tree, slot_ord, slot_cls, slot_rem, b0, b1, b2
-            )
+            live = K._compact(old[0], old[1], old[2], int(state[0]), tree, slot_ord, slot_cls, slot_rem, b0, b1, b2)
             assert live == state[1]
             state[0] = live
-    return out
+    return out, out_cls
 
 
-@pytest.mark.parametrize("max_ids", [10_000, 150])
-def test_kernel_matches_naive(rng, max_ids):
-    n, c = 6_000, 5
-    cls = rng.integers(0, c, n).astype(np.int32)
-    cold = rng.random(n) < 0.05
+@pytest.mark.parametrize("max_ids, couple", [(10_000, False), (150, False), (10_000, True), (150, True)])
+def test_kernel_matches_naive(rng, max_ids, couple):
+    n, c, nb = 6_000, 5, 12
+    ptab = rng.random((nb, c))
+    ptab /= ptab.sum(1, keepdims=True)
     dd = np.minimum(rng.geometric(0.02, n) - 1, 5_000).astype(np.int64)
-    upick = rng.random(n)
-    lo = np.array([1, 2, 5, 20, 100], np.int64)
-    hi = np.array([1, 3, 8, 40, 1 << 40], np.int64)
-    bud = lo[cls] + (rng.random(n) * np.minimum(hi - lo + 1, 1000)[cls]).astype(np.int64)
-    cap = np.array([10_000, 50, 10_000, 3, 1], np.int64)
-    got = _run_kernel(cls, cold, dd, upick, bud, max_ids, cap)  # 4096 slots: compacts at least once
-    want = naive.class_stack_run(cls, cold, dd, upick, bud, max_ids, cap)
+    args = {
+        "cls": rng.integers(0, c, n).astype(np.int32), "cold": rng.random(n) < 0.05, "dd": dd,
+        "gbin": np.minimum(np.log2(dd + 1).astype(np.int64), nb - 1), "upick": rng.random(n),
+        "ucpl": rng.random(n), "ubud": rng.random(n), "max_ids": max_ids,
+        "cls_cap": np.array([10_000, 50, 10_000, 3, 1], np.int64),
+        # exponent 0 (uniform) and one-wide ranges keep the budget arithmetic exact in both versions
+        "bud_lo": np.array([1.0, 2.0, 5.0, 20.0, 100.0]), "bud_hi": np.array([2.0, 4.0, 9.0, 41.0, 1e12]),
+        "bud_a": np.zeros(c), "slack": 1.0, "ptab": ptab, "couple": couple,
+    }
+    got, got_cls = _run_kernel(args)  # 4096 slots: compacts at least once
+    want, want_cls = naive.class_stack_run(**{k: v for k, v in args.items()})
     assert np.array_equal(got, want)
+    assert np.array_equal(got_cls, want_cls)
 
 
 def test_bitset_succ_pred_against_sorted_sets(rng):
@@ -164,7 +156,9 @@ def test_class_stack_reproduces_class_counts():
     node = fit_class_stack(ids, lengths, min_count=10)
     shares = np.array([c["share"] for c in node["classes"]])
     assert abs(shares.sum() - 1) < 1e-9
-    assert all(c["n_ids"] >= 10 for c in node["classes"])
+    # min-count rule: every class is supported by >= K samples (one-hot: its accesses)
+    assert all(round(c["share"] * 30_000) >= 10 for c in node["classes"])
+    assert node["classes"][0]["count_range"] == [1, 1] and node["classes"][0]["n_ids"] >= 10
     s = ClassStackSampler(node, int(ids.max()) + 1, np.random.SeedSequence(0))
     out = s.next(30_000, np.zeros(30_000, np.int64))
     assert out.min() >= 0 and out.max() <= ids.max()
@@ -291,3 +285,19 @@ def test_shared_data_oltp_fidelity(shared_data):
     real = Trace.single(ids)
     f = fidelity(real, TraceModel().fit(real).sample(seed=0))["t0"]
     assert f["mrc_mean"] <= 0.01 and f["top1"] <= 0.02
+
+
+def test_alias_tables_imply_the_probabilities(rng):
+    from tracegen.tracemodel import _alias_tables
+
+    dists = [rng.random(7), np.array([0.0, 1.0, 0.0]), np.array([1.0]), rng.random(50) ** 4]
+    off, size, aprob, alias = _alias_tables(dists)
+    for g, d in enumerate(dists):
+        n, o = int(size[g]), int(off[g])
+        implied = aprob[o:o + n].copy()
+        for j in range(n):
+            implied[alias[o + j]] += 1.0 - aprob[o + j]
+        assert np.allclose(implied / n, d / d.sum(), atol=1e-12)
+    u = (np.arange(10_000) + 0.5) / 10_000
+    draws = K._alias_draw(np.zeros(10_000, np.int64), u, off, size, aprob, alias)
+    assert np.abs(np.bincount(draws, minlength=7) / 10_000 - dists[0] / dists[0].sum()).max() < 2e-3

@@ -11,7 +11,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from model import train as mtrain  # noqa: E402
-from model.data import TraceBatches, prefetch, split_indices  # noqa: E402
+from model.data import TraceBatches, iter_batches, prefetch, split_indices  # noqa: E402
 from tracegen import Table, Trace  # noqa: E402
 from tracegen.cli import main  # noqa: E402
 
@@ -86,6 +86,14 @@ def test_prefetch_yields_the_same_batches_and_stops_early(rng):
     it = prefetch(tb.batches(), depth=1)
     next(it)
     it.close()  # the thread must stop without the consumer draining it
+
+
+def test_iter_batches_carry_every_lookup_in_time_order(rng):
+    trace = multi_hot_trace(rng)
+    batches = list(iter_batches(trace, 16))
+    assert [b.batch_size for b in batches] == [16, 16, 8]
+    for t, table in enumerate(trace.tables):
+        np.testing.assert_array_equal(np.concatenate([b.table_ids(t) for b in batches]), table.values)
 
 
 def test_split_like_the_reference():

@@ -19,6 +19,7 @@ import numpy as np
 from numba import njit
 
 _ONE = np.uint64(1)
+_QWIN = 256.0  # window of the running class-at-depth frequencies (halved when full)
 _ALL = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
@@ -199,14 +200,37 @@ def _fen_select(tree, k):
 
 
 @njit(cache=True)
+def _budget(u, lo, hi, a, slack):
+    """Access budget: ``floor(slack * x)`` with ``x`` from the density ~ ``x**-a`` on ``[lo, hi)``."""
+    if hi - lo <= 1.0:
+        x = lo
+    elif abs(a - 1.0) < 1e-9:
+        x = lo * (hi / lo) ** u
+    else:
+        b = 1.0 - a
+        x = (lo**b + u * (hi**b - lo**b)) ** (1.0 / b)
+        if not (x >= lo):
+            x = lo
+        if x > hi:
+            x = hi
+    r = np.int64(np.floor(x * slack))
+    if r < 1:
+        r = 1
+    return r
+
+
+@njit(cache=True)
 def _class_stack_run(
     cls,
     cold,
     dd,
+    gbin,
     upick,
-    bud,
+    ucpl,
+    ubud,
     start,
     out,
+    out_cls,
     state,
     tree,
     slot_ord,
@@ -218,13 +242,28 @@ def _class_stack_run(
     max_ids,
     cls_made,
     cls_cap,
+    bud_lo,
+    bud_hi,
+    bud_a,
+    slack,
+    ptab,
+    qcnt,
+    couple,
 ):
     """Sample accesses ``start..len(cls)-1`` into ``out`` (ordinals of synthetic ids).
 
-    Returns the index reached: ``len(cls)`` when done, less when the slot array is full and
-    the caller must compact (see :func:`_compact`) and call again from there.
+    Per access ``i``: ``cls[i]`` and ``cold[i]`` were drawn from the time bin's class mix and cold
+    rates. A cold access creates a new id of that class on top. A warm one has a drawn stack
+    distance ``dd[i]`` (common-grid bin ``gbin[i]``); with ``couple`` the id at exactly that depth is
+    taken when its class ``c'`` passes a maximal coupling of the running class-at-depth frequency
+    ``Q(c'|bin)`` (``qcnt``) to the fitted ``P(c'|bin)`` (``ptab``): accepted with probability
+    ``min(1, P/Q)``, otherwise the class is drawn from the residual ``max(0, P - Q)``. Then the
+    selectable ids of that class just above and below the depth are found and one taken (keeping
+    ``E[log(1 + depth)]``). Returns the index reached: ``len(cls)`` when done, less when the slot
+    array is full and the caller must compact (:func:`_compact`) and call again from there.
     """
     n = cls.shape[0]
+    n_cls = ptab.shape[1]
     n_slots = slot_ord.shape[0]
     counter = state[0]
     live = state[1]
@@ -244,7 +283,45 @@ def _class_stack_run(
                 if k < 1:
                     k = 1
                 s = _fen_select(tree, k)
-                if slot_cls[s] == c and slot_rem[s] > 0:
+                take = False
+                if couple:
+                    bb = gbin[i]
+                    cs = slot_cls[s]
+                    col = cs if slot_rem[s] > 0 else n_cls
+                    if qcnt[bb, n_cls + 1] >= _QWIN:  # forget old history: Q tracks the current stack
+                        for j in range(n_cls + 2):
+                            qcnt[bb, j] *= 0.5
+                    qcnt[bb, col] += 1.0
+                    qcnt[bb, n_cls + 1] += 1.0
+                    tot = qcnt[bb, n_cls + 1]
+                    u = ucpl[i]
+                    if col < n_cls:
+                        q = qcnt[bb, cs] / tot
+                        p = ptab[bb, cs]
+                        if u * q < p:
+                            take = True
+                            u = -1.0
+                        else:
+                            u = (u * q - p) / (q - p)  # reuse the uniform for the residual draw
+                    if not take:
+                        rs = 0.0
+                        for j in range(n_cls):
+                            r = ptab[bb, j] - qcnt[bb, j] / tot
+                            if r > 0:
+                                rs += r
+                        if rs > 0:
+                            t = u * rs
+                            acc = 0.0
+                            for j in range(n_cls):
+                                r = ptab[bb, j] - qcnt[bb, j] / tot
+                                if r > 0:
+                                    acc += r
+                                    c = j
+                                    if acc > t:
+                                        break
+                if take:
+                    chosen = s
+                elif slot_cls[s] == c and slot_rem[s] > 0:
                     chosen = s
                 else:
                     sc = _bs_succ(b0, b1, b2, c, s)
@@ -259,11 +336,10 @@ def _class_stack_run(
                     elif pc < 0:
                         chosen = sc
                     else:
-                        # sc is shallower (rank ks > k), pc deeper (kp < k): pick one with probabilities
-                        # that keep the expected depth equal to the drawn one
+                        # sc is shallower (rank ks > k), pc deeper (kp < k): take one with
+                        # probabilities keeping E[log(1 + depth)] = log(1 + d)
                         ks = _fen_prefix(tree, sc + 1)
                         kp = _fen_prefix(tree, pc + 1)
-                        # log-depth interpolation: E[log(1 + depth)] = log(1 + d)
                         la = np.log1p(live - ks)
                         lb = np.log1p(live - kp)
                         ld = np.log1p(live - k)
@@ -277,7 +353,7 @@ def _class_stack_run(
             cls_made[c] += 1
             live += 1
             cc = c
-            rem = bud[i] - 1
+            rem = _budget(ubud[i], bud_lo[c], bud_hi[c], bud_a[c], slack) - 1
         else:
             o = slot_ord[chosen]
             cc = slot_cls[chosen]
@@ -294,6 +370,7 @@ def _class_stack_run(
         slot_rem[counter] = rem
         counter += 1
         out[i] = o
+        out_cls[i] = cc
         i += 1
     state[0] = counter
     state[1] = live
@@ -370,3 +447,90 @@ def _binned_draw(bin_idx, u, lo, width):
             v = lo[b] + width[b] - 1
         out[i] = v
     return out
+
+
+@njit(cache=True)
+def _alias_build(probs, off, size, aprob, alias):
+    """Walker/Vose alias tables of several distributions concatenated in ``probs`` (group g at off[g])."""
+    for g in range(off.shape[0]):
+        n = size[g]
+        o = off[g]
+        small = np.empty(n, np.int64)
+        large = np.empty(n, np.int64)
+        ns = 0
+        nl = 0
+        scaled = np.empty(n)
+        for j in range(n):
+            scaled[j] = probs[o + j] * n
+            if scaled[j] < 1.0:
+                small[ns] = j
+                ns += 1
+            else:
+                large[nl] = j
+                nl += 1
+        while ns > 0 and nl > 0:
+            ns -= 1
+            s = small[ns]
+            nl -= 1
+            lg = large[nl]
+            aprob[o + s] = scaled[s]
+            alias[o + s] = lg
+            scaled[lg] = scaled[lg] + scaled[s] - 1.0
+            if scaled[lg] < 1.0:
+                small[ns] = lg
+                ns += 1
+            else:
+                large[nl] = lg
+                nl += 1
+        for j in range(nl):
+            aprob[o + large[j]] = 1.0
+            alias[o + large[j]] = large[j]
+        for j in range(ns):
+            aprob[o + small[j]] = 1.0
+            alias[o + small[j]] = small[j]
+
+
+@njit(cache=True)
+def _alias_draw(group, u, off, size, aprob, alias):
+    """One draw per element: index (within its group) from the group's alias table, using one uniform."""
+    out = np.empty(group.shape[0], np.int64)
+    for i in range(group.shape[0]):
+        g = group[i]
+        x = u[i] * size[g]
+        j = np.int64(x)
+        if j >= size[g]:
+            j = size[g] - 1
+        k = off[g] + j
+        out[i] = j if x - j < aprob[k] else alias[k]
+    return out
+
+
+@njit(cache=True)
+def _draw_sd(cls, u_bin, u_in, off, size, aprob, alias, lo, width, grid):
+    """Stack distance per access: bin of the class's histogram (alias), uniform inside; and its grid bin."""
+    n = cls.shape[0]
+    dd = np.empty(n, np.int64)
+    gb = np.empty(n, np.int64)
+    ng = grid.shape[0] - 1
+    for i in range(n):
+        g = cls[i]
+        x = u_bin[i] * size[g]
+        j = np.int64(x)
+        if j >= size[g]:
+            j = size[g] - 1
+        k = off[g] + j
+        b = off[g] + (j if x - j < aprob[k] else alias[k])
+        v = lo[b] + np.int64(u_in[i] * width[b])
+        if v >= lo[b] + width[b]:
+            v = lo[b] + width[b] - 1
+        dd[i] = v
+        a = 0
+        z = ng
+        while z - a > 1:  # grid[a] <= v < grid[z]
+            m = (a + z) >> 1
+            if grid[m] <= v:
+                a = m
+            else:
+                z = m
+        gb[i] = a
+    return dd, gb

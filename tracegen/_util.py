@@ -43,6 +43,9 @@ def atomic_output(path: str | os.PathLike, force: bool = False, suffix: str = ""
     parent = os.path.dirname(os.path.abspath(p))
     fd, tmp = tempfile.mkstemp(prefix=".tracegen-", suffix=suffix or ".tmp", dir=parent)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; outputs get the usual mode
     try:
         yield tmp
         if os.path.exists(p) and not force:  # appeared while we were writing

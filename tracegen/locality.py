@@ -94,10 +94,10 @@ class _Engine:
     """Exact stack-distance state carried across chunks: O(U) memory (plus O(max id) with a direct map)."""
 
     def __init__(self, direct_size: int = 0, key_hint: int = 1024):
-        key_cap = max(1024, int(key_hint))
-        tree = 1024
-        while tree < 2 * key_cap:
-            tree *= 2
+        key_cap = 1024
+        while key_cap < key_hint:
+            key_cap *= 2
+        tree = 2 * key_cap
         self.direct = direct_size > 0
         self.idtab = _kernels._direct_map(direct_size) if self.direct else _kernels._new_table(2 * key_cap)
         self.tab = _kernels._new_state_direct(key_cap)

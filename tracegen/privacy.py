@@ -92,7 +92,12 @@ def fit_dp(trace: Trace, params, progress: bool = False) -> dict:
     """The (epsilon, 0)-DP fit of ``trace`` (see the module docstring); returns the model parts."""
     from tracegen._util import progress as _progress
     from tracegen.locality import dense_keys
-    from tracegen.tracemodel import DEFAULT_BUDGET_SLACK, _probs
+    from tracegen.tracemodel import (
+        CALIBRATE_MAX_ACCESSES,
+        DEFAULT_BUDGET_SLACK,
+        _probs,
+        calibrate_class_stack,
+    )
 
     eps = float(params.epsilon)
     delta = float(params.delta) if params.delta is not None else 0.0
@@ -193,19 +198,24 @@ def fit_dp(trace: Trace, params, progress: bool = False) -> dict:
                 }
             )
         mix = [[float(v) for v in share / share.sum()] for _ in range(nt)]
+        node = {
+            "kind": "class-stack",
+            "n_time_bins": nt,
+            "budget_slack": DEFAULT_BUDGET_SLACK,
+            "classes": classes,
+            "mix": mix,
+            "cold": [[float(v) for v in row] for row in cold],
+        }
+        if getattr(params, "calibrate", 0) and n_acc <= CALIBRATE_MAX_ACCESSES:
+            # post-processing: calibrate against the Che-derived targets on public-shaped bags
+            flat = np.full(b, max(1, int(round(n_acc / max(b, 1)))), np.int64)
+            node = calibrate_class_stack(node, flat, int(t.cardinality), iters=int(params.calibrate))
         tables.append(
             {
                 "name": t.name,
                 "cardinality": int(t.cardinality),
                 "bag_length": bag,
-                "ids": {
-                    "kind": "class-stack",
-                    "n_time_bins": nt,
-                    "budget_slack": DEFAULT_BUDGET_SLACK,
-                    "classes": classes,
-                    "mix": mix,
-                    "cold": [[float(v) for v in row] for row in cold],
-                },
+                "ids": node,
             }
         )
     dense = None

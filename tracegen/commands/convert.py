@@ -16,7 +16,6 @@ import os
 
 from tracegen.commands._common import add_command, add_quiet, input_file
 from tracegen.commands._io import add_read_options, add_write_options, read_options, write_options
-from tracegen.trace import Trace
 
 ORDER = 15
 CHUNK_SAMPLES = 1 << 20
@@ -58,7 +57,10 @@ def convert_criteo(
         with bar(total=parser.size, desc="convert", unit="B", unit_scale=True, enabled=progress) as pb:
             last = 0
             for y, x_int, ids in parser.chunks():
-                writer.write(chunk_trace(y, x_int, ids, parser.counts, names))
+                if hasattr(writer, "write_columns"):  # dlrm-npz: no per-table detour
+                    writer.write_columns(y, x_int, ids)
+                else:
+                    writer.write(chunk_trace(y, x_int, ids, parser.counts, names))
                 pb.update(parser.bytes_read - last)
                 last = parser.bytes_read
         if parser.rows == 0:

@@ -65,6 +65,8 @@ def register(sub) -> None:
                    help="samples/s for the bandwidth-needed figure (1e6)")
     p.add_argument("--no-measure", action="store_true", help="skip the torch bandwidth measurement")
     p.add_argument("--device", metavar="DEV", help="torch device for the measurement (default: cuda if any)")
+    p.add_argument("--threads", type=_positive, default=1, metavar="N",
+                   help="torch CPU threads for the measurement (1: steadiest on a shared machine)")
     add_quiet(p)
 
 
@@ -100,8 +102,8 @@ def run(args: argparse.Namespace) -> int:
                            dtype=args.dtype, batch_size=args.batch_size, sample_rate=args.sample_rate,
                            threshold=args.shards_threshold or loc.SHARDS_THRESHOLD, budget_bytes=args.budget,
                            samples_per_second=args.throughput, measure=not args.no_measure,
-                           device=args.device, force=args.force, progress=False if args.quiet else None,
-                           sources=paths)
+                           device=args.device, threads=args.threads, force=args.force,
+                           progress=False if args.quiet else None, sources=paths)
     if not args.quiet:
         print(text_summary(summary), file=sys.stdout)
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 
 from tracegen.commands._common import add_command
 
@@ -58,9 +59,10 @@ def run(args: argparse.Namespace) -> int:
     DIR/metrics.jsonl with --out. Validation on the reference's split at the end (and every
     --test-freq batches). Same seed, same result on CPU; --resume continues a checkpointed run.
 
-    Example:
-      tracegen train traces/example.npz --num-batches 200 --mini-batch-size 256 --out runs/ex
-    Distributed (tables sharded, MLPs data parallel):
+    Examples:
+      tracegen train kaggle_processed.npz --mini-batch-size 2048 --epochs 1 --out runs/kaggle
+      tracegen train traces/zipf.json --num-batches 200 --arch-mlp-bot 13-64-16 --out runs/zipf
+    Distributed (tables sharded across ranks, MLPs data parallel):
       torchrun --nproc_per_node=2 -m model.train DATA --distributed
     """
     from tracegen.commands._common import input_file
@@ -72,5 +74,5 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(sub) -> None:
-    p = add_command(sub, "train", run, run.__doc__)
+    p = add_command(sub, "train", run, inspect.cleandoc(run.__doc__))
     add_arguments(p)

@@ -51,13 +51,6 @@ def _crit(fmt):
     return reader
 
 
-def _criteo_writer(fmt):
-    def writer(trace: Trace, path, *, force: bool = False):
-        raise TracegenError(f"writing {fmt} is not supported (it is raw input); write dlrm-npz or npz", path)
-
-    return writer
-
-
 def _buffered(writer: Callable) -> Callable:
     def make(path, *, names, cardinalities, force: bool = False, **options):
         return BufferedWriter(path, writer, names=names, cardinalities=cardinalities, force=force, **options)
@@ -212,8 +205,8 @@ def _head(path, n: int = 65536) -> bytes:
         return f.read(n)
 
 
-def _sniff_text(path) -> str | None:
-    head = _head(path)
+def _sniff_text(path, head: bytes | None = None) -> str | None:
+    head = _head(path) if head is None else head
     if not head:
         raise TraceFormatError("file is empty", path)
     if b"\x00" in head:
@@ -294,6 +287,20 @@ def detect(path) -> str:
                 return "tbe-pt"
     if head[:6] == b"\x93NUMPY":
         return "npy"
+    if head[:2] == b"\x1f\x8b":
+        import gzip
+
+        try:
+            with gzip.open(p, "rb") as g:
+                inner = g.read(65536)
+        except (OSError, EOFError) as e:
+            raise TraceFormatError(f"a corrupt gzip file ({e})", p) from None
+        guess = _sniff_text(p, inner)
+        if guess in ("criteo-tsv", "criteo-csv"):
+            return guess
+        raise TraceFormatError(
+            "gzip-compressed; only raw Criteo text is read compressed: decompress it first", p
+        )
     guess = _sniff_text(p)
     if guess is not None:
         if ext == ".log" and guess not in ("dlrm-dist", "dlrm-trace"):
@@ -348,10 +355,17 @@ def read(path, fmt: str | None = None, **options) -> Trace:
 
 def output_format(path, fmt: str | None = None) -> str:
     """The format to write ``path`` in: ``fmt``, or the default for its extension."""
+    if os.fspath(path) == "-":
+        raise TracegenError("trace files are written atomically to a named file, not to stdout ('-')", path)
     if fmt:
         f = _check_name(fmt, path)
         if f.writer is None:
-            raise TracegenError(f"cannot write {fmt}", path)
+            hint = (
+                "use tracegen.formats.dlrm.write_dist"
+                if fmt == "dlrm-dist"
+                else "it is raw input; write dlrm-npz or npz"
+            )
+            raise TracegenError(f"cannot write {fmt}: {hint}", path)
         return fmt
     ext = _ext(path)
     if ext not in _WRITE_DEFAULT:

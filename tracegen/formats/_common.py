@@ -22,8 +22,10 @@ def fail(path, message: str) -> TraceFormatError:
     return TraceFormatError(message, path)
 
 
-def ids_from_any(arr: np.ndarray, path, what: str = "ids") -> np.ndarray:
-    """Cast an array of ids of any numeric dtype to int64, rejecting NaN, fractions, negatives, overflow."""
+def ids_from_any(arr: np.ndarray, path, what: str = "ids", base: int = 0) -> np.ndarray:
+    """Cast an array of ids of any numeric dtype to int64, rejecting NaN, fractions, negatives, overflow.
+
+    Error messages give flat positions plus ``base`` (for arrays read in blocks)."""
     a = np.asarray(arr)
     if a.dtype == np.bool_ or not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)):
         raise fail(path, f"{what} must be integers, got dtype {a.dtype}")
@@ -32,11 +34,11 @@ def ids_from_any(arr: np.ndarray, path, what: str = "ids") -> np.ndarray:
             bad = ~np.isfinite(a)
             if bad.any():
                 i = int(np.argmax(bad))
-                raise fail(path, f"{what}: non-finite value {a.flat[i]} at position {i}")
+                raise fail(path, f"{what}: non-finite value {a.flat[i]} at position {i + base}")
             frac = a != np.floor(a)
             if frac.any():
                 i = int(np.argmax(frac))
-                raise fail(path, f"{what}: non-integer value {a.flat[i]} at position {i}")
+                raise fail(path, f"{what}: non-integer value {a.flat[i]} at position {i + base}")
             if a.max() >= 2.0**63:
                 raise fail(path, f"{what}: value {a.max()} does not fit in int64")
         out = a.astype(np.int64)
@@ -45,7 +47,7 @@ def ids_from_any(arr: np.ndarray, path, what: str = "ids") -> np.ndarray:
             i = int(np.argmax(a > INT64_MAX))
             raise fail(
                 path,
-                f"{what}: id {int(a.flat[i])} at position {i} does not fit in int64; "
+                f"{what}: id {int(a.flat[i])} at position {i + base} does not fit in int64; "
                 "read with densify=True (--densify) to relabel ids 0..U-1",
             )
         out = a.astype(np.int64)
@@ -57,7 +59,7 @@ def ids_from_any(arr: np.ndarray, path, what: str = "ids") -> np.ndarray:
             raise fail(
                 path,
                 f"negative {what[:-1] if what.endswith('s') else what} {int(lo)} "
-                f"at position {int(np.argmin(out))}",
+                f"at position {int(np.argmin(out)) + base}",
             )
     return out
 

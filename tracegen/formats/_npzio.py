@@ -109,6 +109,61 @@ class NpzArchive:
             raise TraceFormatError(f"cannot read array {name!r} ({e})", self.path) from None
 
 
+def _rows_from_stream(m, shape, dtype, rows_per_block: int):
+    tail = int(np.prod(shape[1:], dtype=np.int64)) if len(shape) > 1 else 1
+    row_bytes = tail * dtype.itemsize
+    done = 0
+    while done < shape[0]:
+        k = min(rows_per_block, shape[0] - done)
+        data = m.read(k * row_bytes)
+        if len(data) != k * row_bytes:
+            raise EOFError("member ends early")
+        yield np.frombuffer(data, dtype=dtype).reshape((k, *shape[1:]))
+        done += k
+
+
+def iter_rows(archive: NpzArchive, name: str, rows_per_block: int = 1 << 18):
+    """``(shape, dtype, blocks)`` of a C-ordered member, read ``rows_per_block`` rows at a time (memory-mapped
+    when stored, streamed through the decompressor when deflated), so a huge member never sits in memory
+    twice."""
+    info = archive.infos.get(name + ".npy") or archive.infos.get(name)
+    if info is None:
+        raise TraceFormatError(f"missing array {name!r}", archive.path)
+    if info.compress_type == zipfile.ZIP_STORED:
+        a = archive.get(name, mmap=True)
+        if a.ndim == 0:
+            a = a.reshape(1)
+        return a.shape, a.dtype, (a[i : i + rows_per_block] for i in range(0, a.shape[0], rows_per_block))
+    m = archive.zf.open(info)
+    try:
+        version = np.lib.format.read_magic(m)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(m)
+        else:
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(m)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+        m.close()
+        raise TraceFormatError(f"array {name!r} has a corrupt .npy header ({e})", archive.path) from None
+    if dtype.hasobject:
+        m.close()
+        raise TraceFormatError(f"array {name!r} holds Python objects; refusing to unpickle", archive.path)
+    if fortran or len(shape) == 0:
+        m.close()
+        a = archive.get(name, mmap=False).reshape(shape if shape else (1,))
+        a = np.ascontiguousarray(a)
+        return a.shape, a.dtype, (a[i : i + rows_per_block] for i in range(0, a.shape[0], rows_per_block))
+
+    def blocks():
+        try:
+            yield from _rows_from_stream(m, shape, dtype, rows_per_block)
+        except (OSError, EOFError, zipfile.BadZipFile) as e:
+            raise TraceFormatError(f"array {name!r} is truncated or corrupt ({e})", archive.path) from None
+        finally:
+            m.close()
+
+    return tuple(shape), dtype, blocks()
+
+
 class RawSink:
     """Append rows of a fixed dtype and trailing shape to a temporary raw file."""
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import os
 
 import numpy as np
-from numba import njit
 
 from tracegen._util import atomic_output
 from tracegen.errors import TraceFormatError
@@ -35,51 +34,8 @@ OG_DTYPE = np.dtype([("time", "<u4"), ("obj_id", "<u8"), ("obj_size", "<u4"), ("
 ID_COLUMNS = ("obj_id", "obj-id", "objid", "id", "key", "lbn", "block", "addr", "address")
 
 
-@njit(cache=True)
-def _next_rev(ids, base, keys, vals, count, shift, stop):
-    """Backward scan of ``ids[:stop]`` (positions ``base + i``) with an open-addressing table id -> next
-    1-based position (``vals == 0`` empty). Stops before the table passes half full; returns
-    ``(out, count, resume)`` where ``ids[resume:stop]`` are done."""
-    out = np.empty(ids.shape[0], np.int64)
-    mask = keys.shape[0] - 1
-    limit = keys.shape[0] // 2
-    for i in range(stop - 1, -1, -1):
-        k = ids[i]
-        h = np.int64((k * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(shift)) & mask
-        while True:
-            v = vals[h]
-            if v == 0:
-                if count >= limit:
-                    return out, count, i + 1
-                keys[h] = k
-                vals[h] = base + i + 1
-                out[i] = -1
-                count += 1
-                break
-            if keys[h] == k:
-                out[i] = v
-                vals[h] = base + i + 1
-                break
-            h = (h + 1) & mask
-    return out, count, 0
-
-
-@njit(cache=True)
-def _rehash_next(keys, vals, new_keys, new_vals, shift):
-    mask = new_keys.shape[0] - 1
-    for j in range(keys.shape[0]):
-        if vals[j] != 0:
-            k = keys[j]
-            h = np.int64((k * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(shift)) & mask
-            while new_vals[h] != 0:
-                h = (h + 1) & mask
-            new_keys[h] = k
-            new_vals[h] = vals[j]
-    return new_keys, new_vals
-
-
 class _NextAccess:
-    """Computes ``next_access_vtime`` block by block from the end of a trace; memory ~32 bytes per distinct id."""
+    """``next_access_vtime`` block by block from the end of a trace; memory ~32 bytes per distinct id."""
 
     def __init__(self):
         self.bits = 12
@@ -88,12 +44,14 @@ class _NextAccess:
         self.count = 0
 
     def block(self, ids: np.ndarray, base: int) -> np.ndarray:
-        """``next_access_vtime`` of ``ids`` at 0-based positions ``base..``; call for blocks from last to first."""
+        """``next_access_vtime`` of ``ids`` at positions ``base..`` (0-based); feed blocks last to first."""
+        from tracegen.formats import _kernels
+
         ids = np.ascontiguousarray(ids, dtype=np.uint64)
         out = np.empty(ids.shape[0], np.int64)
         stop = ids.shape[0]
         while stop > 0:
-            part, self.count, resume = _next_rev(
+            part, self.count, resume = _kernels._next_rev(
                 ids, base, self.keys, self.vals, self.count, 64 - self.bits, stop
             )
             out[resume:stop] = part[resume:stop]
@@ -102,7 +60,7 @@ class _NextAccess:
                 self.bits += 1
                 nk = np.zeros(1 << self.bits, np.uint64)
                 nv = np.zeros(1 << self.bits, np.int64)
-                self.keys, self.vals = _rehash_next(self.keys, self.vals, nk, nv, 64 - self.bits)
+                self.keys, self.vals = _kernels._rehash_next(self.keys, self.vals, nk, nv, 64 - self.bits)
         return out
 
 

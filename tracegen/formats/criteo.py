@@ -1,7 +1,8 @@
 """Raw Criteo text: ``criteo-tsv`` (TAB separated, no header: Kaggle ``train.txt``, Terabyte ``day_N``) and
 ``criteo-csv`` (comma separated with a ``label,I1..I13,C1..C26`` header).
 
-Each line is ``label``, 13 integer features, 26 hex categorical features. Parsed the way the DLRM
+Each line is ``label``, 13 integer features, 26 hex categorical features. Gzip-compressed files
+(``day_0.gz``) are read as they are. Parsed the way the DLRM
 reference's ``data_utils.getCriteoAdData`` preprocesses it, in one streaming pass with bounded memory:
 
 - a missing field is ``0`` (the reference turns ``''`` into ``'0'``): a missing category is hex ``0``
@@ -19,11 +20,11 @@ column), so memory is one block plus the tables. :class:`CriteoParser` yields ch
 
 from __future__ import annotations
 
+import gzip
 import os
 from collections.abc import Iterator
 
 import numpy as np
-from numba import njit
 
 from tracegen.errors import TraceFormatError
 from tracegen.trace import Table, Trace, default_names
@@ -35,134 +36,12 @@ BLOCK_BYTES = 16 << 20
 
 # error codes of the parse kernel
 _E_FIELDS, _E_INT, _E_HEX = 1, 2, 3
-_HASH_MUL = np.uint64(0x9E3779B97F4A7C15)
 
 
-@njit(cache=True)
-def _parse_block(buf, n_lines, sep):
-    """Parse ``n_lines`` complete lines of ``buf`` (uint8) in one pass over the bytes.
+def _kernels():
+    from tracegen.formats import _kernels as k
 
-    Returns ``(y, x_int, x_cat, rows, err_line, err_field, err_code)``; parsing stops at the first
-    malformed line (``err_code`` 1: wrong field count, 2: bad number, 3: bad hex). Empty fields are 0;
-    integers may carry a sign and a fractional part (truncated); spaces and a CR are ignored.
-    """
-    y = np.zeros(n_lines, np.int64)
-    x_int = np.zeros((n_lines, 13), np.int64)
-    x_cat = np.zeros((n_lines, 26), np.uint64)
-    n = buf.shape[0]
-    pos = 0
-    row = 0
-    while row < n_lines and pos < n:
-        field = 0
-        while True:
-            i = pos
-            if field < 14:
-                v = 0
-                neg = False
-                digits = 0
-                frac = False
-                signed = False
-                bad = False
-                while i < n:
-                    c = buf[i]
-                    if c == sep or c == 10:
-                        break
-                    if 48 <= c <= 57:
-                        if not frac:
-                            v = v * 10 + (c - 48)
-                            digits += 1
-                    elif c == 46 and digits > 0 and not frac:
-                        frac = True
-                    elif (c == 45 or c == 43) and digits == 0 and not signed:
-                        signed = True
-                        neg = c == 45
-                    elif c != 32 and c != 13:
-                        bad = True
-                    i += 1
-                if bad or (signed and digits == 0) or digits > 18:
-                    return y, x_int, x_cat, row, row, field, 2
-                if field == 0:
-                    y[row] = -v if neg else v
-                elif field < 14:
-                    x_int[row, field - 1] = -v if neg else v
-            else:
-                h = np.uint64(0)
-                nd = 0
-                while i < n:
-                    c = buf[i]
-                    if c == sep or c == 10:
-                        break
-                    if 48 <= c <= 57:
-                        d = c - 48
-                    elif 97 <= c <= 102:
-                        d = c - 87
-                    elif 65 <= c <= 70:
-                        d = c - 55
-                    elif c == 32 or c == 13:
-                        i += 1
-                        continue
-                    else:
-                        return y, x_int, x_cat, row, row, field, 3
-                    h = (h << np.uint64(4)) | np.uint64(d)
-                    nd += 1
-                    i += 1
-                if nd > 16:
-                    return y, x_int, x_cat, row, row, field, 3
-                if field < 40:
-                    x_cat[row, field - 14] = h
-            field += 1
-            if field > 40:
-                return y, x_int, x_cat, row, row, field, 1
-            pos = i + 1
-            if i >= n or buf[i] == 10:
-                break
-        if field != 40:
-            return y, x_int, x_cat, row, row, field, 1
-        row += 1
-    return y, x_int, x_cat, row, -1, -1, 0
-
-
-@njit(cache=True)
-def _densify(col, keys, vals, count, shift, start):
-    """Map ``col[start:]`` to first-appearance ids with an open-addressing table (``vals == -1`` empty).
-
-    Stops before the table passes half full; returns ``(out, count, stopped_at)``."""
-    n = col.shape[0]
-    out = np.empty(n, np.int64)
-    mask = keys.shape[0] - 1
-    limit = keys.shape[0] // 2
-    for i in range(start, n):
-        k = col[i]
-        h = np.int64((k * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(shift)) & mask
-        while True:
-            v = vals[h]
-            if v == -1:
-                if count >= limit:
-                    return out, count, i
-                keys[h] = k
-                vals[h] = count
-                out[i] = count
-                count += 1
-                break
-            if keys[h] == k:
-                out[i] = v
-                break
-            h = (h + 1) & mask
-    return out, count, n
-
-
-@njit(cache=True)
-def _rehash(keys, vals, new_keys, new_vals, shift):
-    mask = new_keys.shape[0] - 1
-    for j in range(keys.shape[0]):
-        if vals[j] != -1:
-            k = keys[j]
-            h = np.int64((k * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(shift)) & mask
-            while new_vals[h] != -1:
-                h = (h + 1) & mask
-            new_keys[h] = k
-            new_vals[h] = vals[j]
-    return new_keys, new_vals
+    return k
 
 
 class _Column:
@@ -178,7 +57,9 @@ class _Column:
         start = 0
         out = None
         while True:
-            part, self.count, stop = _densify(col, self.keys, self.vals, self.count, 64 - self.bits, start)
+            part, self.count, stop = _kernels()._densify(
+                col, self.keys, self.vals, self.count, 64 - self.bits, start
+            )
             if out is None:
                 out = part
             else:
@@ -192,7 +73,7 @@ class _Column:
         self.bits += 1
         nk = np.zeros(1 << self.bits, np.uint64)
         nv = np.full(1 << self.bits, -1, np.int64)
-        self.keys, self.vals = _rehash(self.keys, self.vals, nk, nv, 64 - self.bits)
+        self.keys, self.vals = _kernels()._rehash(self.keys, self.vals, nk, nv, 64 - self.bits)
 
 
 class CriteoParser:
@@ -219,12 +100,18 @@ class CriteoParser:
     def _lines(self) -> Iterator[tuple[np.ndarray, int, int]]:
         """Yield (block of complete lines, n_lines, first line number)."""
         line_no = 1
-        with open(self.path, "rb") as f:
+        with open(self.path, "rb") as raw:
+            gz = raw.read(2) == b"\x1f\x8b"
+            raw.seek(0)
+            f = gzip.GzipFile(fileobj=raw, mode="rb") if gz else raw
             first = True
             rest = b""
             while True:
-                data = f.read(self.block_bytes)
-                self.bytes_read += len(data)
+                try:
+                    data = f.read(self.block_bytes)
+                except (OSError, EOFError) as e:  # a truncated or corrupt .gz
+                    raise TraceFormatError(f"cannot decompress ({e})", self.path) from None
+                self.bytes_read = raw.tell()
                 if not data and not rest:
                     return
                 block = rest + data
@@ -257,7 +144,9 @@ class CriteoParser:
     def chunks(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Yield ``(y int32 (b,), x_int int32 (b, 13) clipped at 0, ids int64 (b, 26))`` per block."""
         for arr, n_lines, line_no in self._lines():
-            y, x_int, x_cat, rows, eline, efield, code = _parse_block(arr, n_lines, self.sep)
+            y, x_int, x_cat, rows, eline, efield, code = _kernels()._parse_block(
+                arr, n_lines, self.sep, _kernels().DIGITS
+            )
             if code:
                 ln = line_no + eline
                 if code == _E_FIELDS:
@@ -299,7 +188,11 @@ def chunk_trace(y: np.ndarray, x_int: np.ndarray, ids: np.ndarray, counts, names
 def read_criteo(
     path, fmt: str = "criteo-tsv", *, max_ind_range: int = -1, progress: bool | None = None
 ) -> Trace:
-    """Read a whole Criteo text file into a one-hot trace (26 tables, 13 dense features, labels)."""
+    """Read a whole Criteo text file into a one-hot trace (26 tables, 13 dense features, labels).
+
+    Memory: the trace (8 bytes per id, one shared read-only ``offsets``) plus the parsed ids kept as int32
+    until the end. For files larger than memory, stream them with ``tracegen convert`` instead.
+    """
     from tracegen._util import progress as bar
 
     parser = CriteoParser(path, fmt, max_ind_range=max_ind_range)
@@ -308,17 +201,24 @@ def read_criteo(
         last = 0
         for y, x_int, ids in parser.chunks():
             ys.append(y)
-            xs.append(x_int)
-            idss.append(ids)
+            xs.append(x_int.astype(np.float32))
+            idss.append(ids.astype(np.int32) if ids.size and ids.max() < 2**31 else ids)
             pb.update(parser.bytes_read - last)
             last = parser.bytes_read
     if not ys:
         raise TraceFormatError("trace is empty (no data lines)", path)
-    ids = np.concatenate(idss)
-    return Trace.from_dense_ids(
-        ids,
-        parser.counts,
-        default_names(N_CAT),
-        dense=np.concatenate(xs).astype(np.float32),
-        labels=np.concatenate(ys).astype(np.float32),
-    ).validate(path)
+    b = sum(y.shape[0] for y in ys)
+    cols = [np.empty(b, np.int64) for _ in range(N_CAT)]
+    start = 0
+    while idss:
+        ids = idss.pop(0)
+        for j in range(N_CAT):
+            cols[j][start : start + ids.shape[0]] = ids[:, j]
+        start += ids.shape[0]
+    offsets = np.arange(b + 1, dtype=np.int64)
+    offsets.flags.writeable = False
+    names = default_names(N_CAT)
+    tables = [Table(names[j], int(parser.counts[j]), cols[j], offsets) for j in range(N_CAT)]
+    return Trace(tables, dense=np.concatenate(xs), labels=np.concatenate(ys).astype(np.float32)).validate(
+        path
+    )

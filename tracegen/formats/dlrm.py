@@ -36,10 +36,11 @@ from tracegen.formats._common import (
     parse_int_tokens,
     stem_and_dir,
 )
-from tracegen.formats._npzio import NpzArchive, assemble_npz
-from tracegen.trace import Trace, default_names
+from tracegen.formats._npzio import NpzArchive, assemble_npz, iter_rows
+from tracegen.trace import Table, Trace, default_names
 
 N_DENSE = 13
+BLOCK_ROWS = 1 << 18  # rows of X_cat / X_int converted at a time
 MLPERF_FIELDS = 40
 
 
@@ -73,47 +74,65 @@ def _load_counts(path, n_tables: int) -> np.ndarray | None:
 
 
 def read_dlrm_npz(path, *, names=None) -> Trace:
-    """Read a DLRM processed npz (whole file or one day) as a one-hot trace with dense features and labels."""
+    """Read a DLRM processed npz (whole file or one day) as a one-hot trace with dense features and labels.
+
+    ``X_cat`` and ``X_int`` are read in blocks of rows (memory-mapped, or streamed through the decompressor
+    for the reference's compressed files), so memory is the resulting trace plus one block; the tables
+    share one read-only ``offsets`` array.
+    """
     with NpzArchive(path) as ar:
         for key in ("X_cat", "X_int", "y"):
             if not ar.has(key):
                 raise TraceFormatError(
                     f"missing key {key!r} (a DLRM processed npz has X_cat, X_int, y, counts)", path
                 )
-        x_cat = ar.get("X_cat", mmap=False)
-        x_int = ar.get("X_int", mmap=False)
-        y = ar.get("y", mmap=False)
+        y = ar.get("y", mmap=False).reshape(-1)
         counts = ar.get("counts", mmap=False) if ar.has("counts") else None
-    if x_cat.ndim != 2:
-        raise TraceFormatError(f"X_cat must be 2-D (samples x tables), got shape {x_cat.shape}", path)
-    b, t = x_cat.shape
-    if x_int.ndim != 2 or x_int.shape[0] != b:
-        raise TraceFormatError(f"X_int has shape {x_int.shape}, expected ({b}, 13)", path)
-    if y.reshape(-1).shape[0] != b:
-        raise TraceFormatError(f"y has {y.size} entries but X_cat has {b} rows", path)
+        shape, _, blocks = iter_rows(ar, "X_cat", BLOCK_ROWS)
+        if len(shape) != 2:
+            raise TraceFormatError(f"X_cat must be 2-D (samples x tables), got shape {shape}", path)
+        b, t = shape
+        ishape, idtype, iblocks = iter_rows(ar, "X_int", BLOCK_ROWS)
+        if len(ishape) != 2 or ishape[0] != b:
+            raise TraceFormatError(f"X_int has shape {ishape}, expected ({b}, 13)", path)
+        if not (np.issubdtype(idtype, np.integer) or np.issubdtype(idtype, np.floating)):
+            raise TraceFormatError(f"X_int must be numeric, got dtype {idtype}", path)
+        if y.shape[0] != b:
+            raise TraceFormatError(f"y has {y.size} entries but X_cat has {b} rows", path)
+        if counts is None:
+            counts = _load_counts(path, t)
+        if counts is not None:
+            counts = ids_from_any(np.asarray(counts).reshape(-1), path, "counts")
+            if counts.shape[0] != t:
+                raise TraceFormatError(
+                    f"counts has {counts.shape[0]} entries but X_cat has {t} columns (table-count mismatch)",
+                    path,
+                )
+        if b == 0:
+            raise TraceFormatError("trace is empty (no samples)", path)
+        cols = [np.empty(b, np.int64) for _ in range(t)]
+        start = 0
+        for blk in blocks:
+            ids = ids_from_any(blk, path, "X_cat ids", base=start * t)
+            for j in range(t):
+                cols[j][start : start + ids.shape[0]] = ids[:, j]
+            start += ids.shape[0]
+        dense = np.empty(ishape, np.float32)
+        start = 0
+        for blk in iblocks:
+            if np.issubdtype(blk.dtype, np.floating) and not np.isfinite(blk).all():
+                raise TraceFormatError("X_int holds NaN or infinite values", path)
+            dense[start : start + blk.shape[0]] = np.maximum(blk, 0)
+            start += blk.shape[0]
     if counts is None:
-        counts = _load_counts(path, t)
-    if counts is not None:
-        counts = ids_from_any(np.asarray(counts).reshape(-1), path, "counts")
-        if counts.shape[0] != t:
-            raise TraceFormatError(
-                f"counts has {counts.shape[0]} entries but X_cat has {t} columns (table-count mismatch)", path
-            )
-    if b == 0:
-        raise TraceFormatError("trace is empty (no samples)", path)
-    ids = ids_from_any(x_cat, path, "X_cat ids")
-    if counts is None:
-        counts = ids.max(axis=0) + 1
-    if not (np.issubdtype(x_int.dtype, np.integer) or np.issubdtype(x_int.dtype, np.floating)):
-        raise TraceFormatError(f"X_int must be numeric, got dtype {x_int.dtype}", path)
-    if np.issubdtype(x_int.dtype, np.floating) and not np.isfinite(x_int).all():
-        raise TraceFormatError("X_int holds NaN or infinite values", path)
+        counts = [int(c.max()) + 1 for c in cols]
     names = list(names) if names is not None else default_names(t)
-    dense = np.maximum(x_int, 0).astype(np.float32)
-    labels = y.reshape(-1).astype(np.float32)
-    return Trace.from_dense_ids(ids, [int(c) for c in counts], names, dense=dense, labels=labels).validate(
-        path
-    )
+    if len(names) != t:
+        raise TracegenError(f"{len(names)} names for {t} tables", path)
+    offsets = np.arange(b + 1, dtype=np.int64)
+    offsets.flags.writeable = False
+    tables = [Table(names[j], int(counts[j]), cols[j], offsets) for j in range(t)]
+    return Trace(tables, dense=dense, labels=y.astype(np.float32)).validate(path)
 
 
 def _one_hot_only(trace: Trace, path, fmt: str) -> None:
@@ -206,7 +225,7 @@ class DlrmNpzStreamWriter:
         self.names = list(names)
         self.cardinalities = [int(c) for c in cardinalities]
         folder = os.path.dirname(os.path.abspath(self.path))
-        self.x_cat = RawSink(folder, x_cat_dtype or np.int32, (len(self.names),))
+        self.x_cat = RawSink(folder, x_cat_dtype or _x_cat_dtype(self.cardinalities), (len(self.names),))
         self.folder = folder
         self.x_int: RawSink | None = None
         self.y = RawSink(folder, np.int32)
@@ -219,19 +238,21 @@ class DlrmNpzStreamWriter:
                 f"chunk has {chunk.n_tables} tables, writer expects {len(self.names)}", self.path
             )
         _one_hot_only(chunk, self.path, "dlrm-npz")
-        x = chunk.to_dense_ids()
-        if x.size:
-            self.max_id = max(self.max_id, int(x.max()))
+        self.write_columns(_labels_i32(chunk), _x_int(chunk, self.path), chunk.to_dense_ids())
+
+    def write_columns(self, y: np.ndarray, x_int: np.ndarray, x_cat: np.ndarray) -> None:
+        """Append rows as arrays: ``y`` (b,), ``x_int`` (b, 13) non-negative ints, ``x_cat`` (b, T) ids."""
+        if x_cat.size:
+            self.max_id = max(self.max_id, int(x_cat.max()))
             if self.max_id > np.iinfo(self.x_cat.dtype).max:
                 raise TracegenError(f"id {self.max_id} does not fit X_cat's {self.x_cat.dtype}", self.path)
-        self.x_cat.append(x)
-        xi = _x_int(chunk, self.path)
+        self.x_cat.append(x_cat)
         if self.x_int is None:
             from tracegen.formats._npzio import RawSink
 
-            self.x_int = RawSink(self.folder, np.int32, (xi.shape[1],))
-        self.x_int.append(xi)
-        self.y.append(_labels_i32(chunk))
+            self.x_int = RawSink(self.folder, np.int32, (x_int.shape[1],))
+        self.x_int.append(x_int)
+        self.y.append(y)
 
     def close(self) -> None:
         if self._closed:
@@ -402,24 +423,30 @@ class _IdStreamWriter:
     def close(self) -> None:
         if self._closed:
             return
+        try:
+            self._finish()
+            self.f.close()
+            if self.n == 0:
+                raise TracegenError("trace is empty (no accesses)", self.path)
+        except BaseException:
+            self.abort()
+            raise
         self._closed = True
-        self._finish()
-        self.f.close()
-        if self.n == 0:
-            self._ctx.__exit__(TracegenError, None, None)
-            raise TracegenError("trace is empty (no accesses)", self.path)
-        self._ctx.__exit__(None, None, None)
+        self._ctx.__exit__(None, None, None)  # renames the finished file into place
 
     def _finish(self) -> None:
         pass
 
     def abort(self) -> None:
+        """Discard the temporary file; the destination is untouched."""
         if self._closed:
             return
         self._closed = True
-        self.f.close()
+        if not self.f.closed:
+            self.f.close()
+        err = TracegenError("aborted", self.path)
         try:
-            self._ctx.__exit__(TracegenError, None, None)
+            self._ctx.__exit__(TracegenError, err, None)
         except TracegenError:
             pass
 

@@ -188,6 +188,7 @@ class Footprint:
     total_accesses: int
     total_rows_per_batch_mean: float
     total_hot_rows: dict[str, int]
+    total_hot_bytes: dict[str, dict[str, int]]  # share -> dtype -> bytes of those hottest rows
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -214,7 +215,18 @@ def footprint(trace: Trace, dim: int | Sequence[int] = 64, batch_size: int = 204
             rows_per_batch_max=int(rpb.max()) if rpb.size else 0,
             hot_rows={str(f): v for f, v in hot.items()}))
         per_batch_sum += tables[-1].rows_per_batch_mean
-    total_hot = hot_set_rows(np.concatenate(all_counts) if all_counts else np.zeros(0, np.int64), fractions)
+    cat = np.concatenate(all_counts) if all_counts else np.zeros(0, np.int64)
+    total_hot = hot_set_rows(cat, fractions)
+    # bytes of the hottest rows: rows ranked by count across tables (ties in table order), each its own size
+    order = np.argsort(-cat, kind="stable")
+    dim_of_row = np.concatenate([np.full(c.size, d, np.int64) for c, d in zip(all_counts, dims)]) \
+        if all_counts else np.zeros(0, np.int64)
+    hot_bytes = {}
+    for f, k in total_hot.items():
+        top = dim_of_row[order[:k]]
+        hot_bytes[str(f)] = {dt: int(sum(row_bytes(int(d), dt) * int(n)
+                                         for d, n in zip(*np.unique(top, return_counts=True))))
+                             for dt in dtypes}
     return Footprint(
         batch_size=int(batch_size), tables=tables,
         total_table_bytes={dt: sum(tf.table_bytes[dt] for tf in tables) for dt in dtypes},
@@ -223,7 +235,7 @@ def footprint(trace: Trace, dim: int | Sequence[int] = 64, batch_size: int = 204
         total_rows_touched=sum(tf.rows_touched for tf in tables),
         total_accesses=sum(tf.accesses for tf in tables),
         total_rows_per_batch_mean=per_batch_sum,
-        total_hot_rows={str(f): v for f, v in total_hot.items()})
+        total_hot_rows={str(f): v for f, v in total_hot.items()}, total_hot_bytes=hot_bytes)
 
 
 # ---- placement under a memory budget ------------------------------------------------------------------

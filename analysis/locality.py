@@ -186,33 +186,157 @@ def stream_locality(ids: np.ndarray, name: str = "stream", sample_rate: float | 
 
 
 @dataclasses.dataclass
+class SizedStreamLocality:
+    """LRU depths of a stream of rows of different sizes (tables with different ``D``), in ``unit``.
+
+    The depth of an access is the size of its row plus the sizes of the distinct other rows accessed since
+    its previous access: an LRU cache of ``C`` bytes (or lines) holding whole rows hits iff ``depth <= C``
+    (``tests/naive.py::lru_size_miss_ratio`` simulates exactly that cache).
+    """
+
+    name: str
+    unit: str  # "bytes" or "lines"
+    n_accesses: int
+    depths: np.ndarray  # sorted depths of the warm (sampled) accesses, scaled when sampled
+    cold: int  # cold (sampled) accesses
+    sample_rate: float = 1.0
+
+    def miss_ratio(self, sizes) -> np.ndarray:
+        """LRU miss ratio at cache sizes in ``unit`` (estimated when ``sample_rate < 1``)."""
+        sizes = np.asarray(sizes, dtype=np.float64)
+        n = self.depths.shape[0] + self.cold
+        if n == 0:
+            return np.zeros(sizes.shape)
+        hits = np.searchsorted(self.depths, sizes, side="right")
+        return (n - hits) / n
+
+
+def _hash24(keys: np.ndarray) -> np.ndarray:
+    """A 24-bit multiplicative (Fibonacci) hash of non-negative int64 keys."""
+    z = keys.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    return ((z ^ (z >> np.uint64(29))) * np.uint64(0xBF58476D1CE4E5B9) >> np.uint64(40)).astype(np.int64)
+
+
+def sized_stream_locality(ids: np.ndarray, sizes: np.ndarray, name: str = "stream", unit: str = "bytes",
+                          sample_rate: float | None = None,
+                          threshold: int = SHARDS_THRESHOLD) -> SizedStreamLocality:
+    """Depths of ``ids`` whose rows take ``sizes`` (one per access, the same for every access to a row).
+
+    SHARDS as in :func:`stream_locality` (hash of the row, rate ``threshold / N`` above ``threshold``); a
+    sampled depth ``d`` of a row of size ``w`` is scaled to ``w + (d - w) / R``.
+    """
+    from analysis import _kernels
+    from tracegen.locality import dense_keys
+
+    ids = np.ascontiguousarray(ids, dtype=np.int64)
+    sizes = np.ascontiguousarray(sizes, dtype=np.int64)
+    if sizes.shape != ids.shape:
+        raise TracegenError(f"{ids.shape[0]} ids but {sizes.shape[0]} sizes")
+    n = int(ids.shape[0])
+    rate = float(sample_rate) if sample_rate is not None else (1.0 if n <= threshold else threshold / n)
+    if not 0 < rate <= 1:
+        raise TracegenError(f"sample rate must be in (0, 1], got {rate}")
+    keys, u = dense_keys(ids)
+    w = np.zeros(max(u, 1), np.int64)
+    w[keys] = sizes
+    if rate < 1:
+        keys = keys[_hash24(keys) < int(round(rate * (1 << 24)))]
+    d = _kernels._weighted_depths(keys, w) if keys.size else np.zeros(0, np.int64)
+    warm = d >= 0
+    own = w[keys[warm]].astype(np.float64)
+    depths = own + (d[warm] - own) / rate
+    return SizedStreamLocality(name, unit, n, np.sort(depths), int(np.count_nonzero(~warm)), rate)
+
+
+def shared_sized_locality(trace: Trace, dims: Sequence[int], dtype: str = "fp32", unit: str = "bytes",
+                          batch_size: int = 1, sample_rate: float | None = None,
+                          threshold: int = SHARDS_THRESHOLD) -> SizedStreamLocality:
+    """One cache shared by all tables whose rows differ in size (one ``D`` per table), in bytes or lines."""
+    if len(dims) != trace.n_tables:
+        raise TracegenError(f"{len(dims)} embedding dims given for {trace.n_tables} tables")
+    if unit == "bytes":
+        per_table = np.array([row_bytes(d, dtype) for d in dims], np.int64)
+    elif unit == "lines":
+        per_table = np.array([lines_per_row(d, dtype) for d in dims], np.int64)
+    else:
+        raise TracegenError(f"unit must be bytes or lines, got {unit!r}")
+    ids, tab = interleave(trace, batch_size)
+    return sized_stream_locality(ids, per_table[tab], "shared", unit, sample_rate, threshold)
+
+
+@dataclasses.dataclass
 class TraceLocality:
-    """Per-table streams and the shared stream of one trace, with the row size they are measured in."""
+    """Per-table streams and the shared stream of one trace, with the row sizes they are measured in.
+
+    ``shared`` counts rows. With one ``D`` for all tables a shared cache of ``C`` rows is ``C * row_bytes``
+    bytes and ``C * lines_per_row`` lines; when the tables' ``D`` differ, ``shared_bytes`` and
+    ``shared_lines`` hold the exact LRU depths in bytes and 64-byte lines (:class:`SizedStreamLocality`).
+    :meth:`shared_miss_ratio` answers in any unit either way.
+    """
 
     tables: list[StreamLocality]
     shared: StreamLocality
-    dim: int
+    dims: list[int]  # D of each table
     dtype: str = "fp32"
+    shared_bytes: SizedStreamLocality | None = None  # only when the tables' D differ
+    shared_lines: SizedStreamLocality | None = None
+
+    @property
+    def uniform(self) -> bool:
+        """Whether every table has the same ``D``."""
+        return len(set(self.dims)) <= 1
+
+    def _one(self) -> int:
+        if not self.uniform:
+            raise TracegenError("tables have different embedding dims; use shared_miss_ratio(sizes, unit)")
+        return self.dims[0] if self.dims else 1
+
+    @property
+    def dim(self) -> int:
+        return self._one()
 
     @property
     def row_bytes(self) -> int:
-        return row_bytes(self.dim, self.dtype)
+        return row_bytes(self._one(), self.dtype)
 
     @property
     def lines_per_row(self) -> int:
-        return lines_per_row(self.dim, self.dtype)
+        return lines_per_row(self._one(), self.dtype)
+
+    def table_row_bytes(self, j: int) -> int:
+        return row_bytes(self.dims[j], self.dtype)
+
+    def table_lines_per_row(self, j: int) -> int:
+        return lines_per_row(self.dims[j], self.dtype)
+
+    def shared_miss_ratio(self, sizes, unit: str = "rows") -> np.ndarray:
+        """Miss ratio of one LRU cache shared by all tables at ``sizes`` in rows, bytes or 64-byte lines."""
+        if unit == "rows":
+            return self.shared.miss_ratio(sizes)
+        if unit not in ("bytes", "lines"):
+            raise TracegenError(f"unit must be rows, bytes or lines, got {unit!r}")
+        if self.uniform:
+            per = self.row_bytes if unit == "bytes" else self.lines_per_row
+            return self.shared.miss_ratio(np.floor(np.asarray(sizes, dtype=np.float64) / per))
+        return (self.shared_bytes if unit == "bytes" else self.shared_lines).miss_ratio(sizes)
 
     @property
     def sampled(self) -> bool:
         return any(s.sample_rate < 1 for s in [*self.tables, self.shared])
 
 
-def trace_locality(trace: Trace, dim: int = 64, dtype: str = "fp32", sample_rate: float | None = None,
-                   threshold: int = SHARDS_THRESHOLD, batch_size: int = 1, curve_points: int = 64,
-                   progress: bool | None = None) -> TraceLocality:
-    """Stack-distance histograms of every table and of the shared stream (see the module docstring)."""
+def trace_locality(trace: Trace, dim: int | Sequence[int] = 64, dtype: str = "fp32",
+                   sample_rate: float | None = None, threshold: int = SHARDS_THRESHOLD, batch_size: int = 1,
+                   curve_points: int = 64, progress: bool | None = None) -> TraceLocality:
+    """Stack-distance histograms of every table and of the shared stream (see the module docstring).
+
+    ``dim`` is one ``D`` for all tables or one per table; when they differ the shared cache is also measured
+    exactly in bytes and lines (see :class:`TraceLocality`).
+    """
+    from analysis.footprint import dims_for
     from tracegen._util import progress as bar
 
+    dims = dims_for(trace, dim)
     streams = []
     for t in bar(trace.tables, total=trace.n_tables, desc="stack distances", unit="table", enabled=progress):
         streams.append(stream_locality(t.values, t.name, sample_rate, threshold))
@@ -221,7 +345,12 @@ def trace_locality(trace: Trace, dim: int = 64, dtype: str = "fp32", sample_rate
     per_batch = max(len(ids) * batch_size // max(trace.n_samples, 1), 1)
     shared = stream_locality(ids, "shared", sample_rate, threshold, curve_points,
                              windows=[per_batch, 10 * per_batch, 100 * per_batch])
-    return TraceLocality(streams, shared, int(dim), dtype)
+    del ids
+    out = TraceLocality(streams, shared, dims, dtype)
+    if not out.uniform:
+        out.shared_bytes = shared_sized_locality(trace, dims, dtype, "bytes", batch_size, sample_rate, threshold)
+        out.shared_lines = shared_sized_locality(trace, dims, dtype, "lines", batch_size, sample_rate, threshold)
+    return out
 
 
 def cache_sizes(max_rows: int, points: int = 48) -> np.ndarray:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 
 MiB = float(1 << 20)
+Path = str | os.PathLike
 _STYLES = ("-", "--", ":", "-.")
 
 
@@ -24,13 +25,13 @@ def _pyplot():
     return plt
 
 
-def _save(fig, path: str | os.PathLike) -> str:
+def _save(fig, path: Path) -> str:
     fig.savefig(path, format="png", dpi=100)
     _pyplot().close(fig)
     return os.fspath(path)
 
 
-def mrc(path, curves: dict[str, tuple[np.ndarray, np.ndarray]], row_bytes: int, lines_per_row: int,
+def mrc(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray]], row_bytes: int, lines_per_row: int,
         table_curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] | None = None,
         title: str = "") -> str:
     """Miss-ratio curves: shared cache (x in MiB, top axis in 64-byte lines) and per table (rows).
@@ -79,7 +80,7 @@ def mrc(path, curves: dict[str, tuple[np.ndarray, np.ndarray]], row_bytes: int, 
     return _save(fig, path)
 
 
-def sd_cdf(path, curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str = "") -> str:
+def sd_cdf(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str = "") -> str:
     """Stack-distance CDFs, x log (rows)."""
     plt = _pyplot()
     fig, ax = plt.subplots(layout="constrained", figsize=(6.5, 4.5))
@@ -95,7 +96,7 @@ def sd_cdf(path, curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str = 
     return _save(fig, path)
 
 
-def rank_frequency(path, counts: dict[str, np.ndarray], title: str = "") -> str:
+def rank_frequency(path: Path, counts: dict[str, np.ndarray], title: str = "") -> str:
     """Access count of each row against its popularity rank, log-log."""
     plt = _pyplot()
     fig, ax = plt.subplots(layout="constrained", figsize=(6.5, 4.5))
@@ -115,7 +116,7 @@ def rank_frequency(path, counts: dict[str, np.ndarray], title: str = "") -> str:
     return _save(fig, path)
 
 
-def footprint_over_time(path, curves: dict[str, tuple[np.ndarray, np.ndarray]], row_bytes: int,
+def footprint_over_time(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray]], row_bytes: int,
                         title: str = "") -> str:
     """Distinct rows touched (and their bytes, right axis) against accesses so far."""
     plt = _pyplot()
@@ -133,7 +134,7 @@ def footprint_over_time(path, curves: dict[str, tuple[np.ndarray, np.ndarray]], 
     return _save(fig, path)
 
 
-def table_bars(path, names: Sequence[str], series: dict[str, Sequence[float]], ylabel: str,
+def table_bars(path: Path, names: Sequence[str], series: dict[str, Sequence[float]], ylabel: str,
                title: str) -> str:
     """Grouped bars per table, log y (bytes)."""
     plt = _pyplot()
@@ -159,7 +160,7 @@ def table_bars(path, names: Sequence[str], series: dict[str, Sequence[float]], y
     return _save(fig, path)
 
 
-def bandwidth_bars(path, modelled: dict[str, dict[str, float]], measured: dict[str, float] | None,
+def bandwidth_bars(path: Path, modelled: dict[str, dict[str, float]], measured: dict[str, float] | None,
                    copy_gbs: float | None, title: str = "") -> str:
     """Left: modelled MiB per batch by term (stacked) per scenario; right: measured GB/s against copy."""
     plt = _pyplot()

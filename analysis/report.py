@@ -309,8 +309,9 @@ def text_summary(summary: dict) -> str:
                      f"{f['total_rows_touched']:,} of {f['total_rows']:,} rows touched "
                      f"({_size(f['total_touched_bytes'][s['dtype']])} of "
                      f"{_size(f['total_table_bytes'][s['dtype']])} {s['dtype']})")
-        lines.append(f"  hot set: 50% of accesses from {hot['0.5']:,} rows, 90% from {hot['0.9']:,}, "
-                     f"99% from {hot['0.99']:,}")
+        hb = {k: _size(v[s['dtype']]) for k, v in f["total_hot_bytes"].items()}
+        lines.append(f"  hot set: 50% of accesses from {hot['0.5']:,} rows ({hb['0.5']}), 90% from "
+                     f"{hot['0.9']:,} ({hb['0.9']}), 99% from {hot['0.99']:,} ({hb['0.99']})")
         ws = t["locality"]["shared"].get("working_set") or {}
         if ws:
             lines.append("  working set (mean distinct rows in a window): " + ", ".join(

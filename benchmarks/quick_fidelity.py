@@ -64,8 +64,10 @@ def load(only: list[str] | None, max_acc: int) -> list[tuple[str, Trace]]:
             ids = np.array([int(r["lbn"]) for r in csv.DictReader(f)], np.int64)
         _, inv = np.unique(ids, return_inverse=True)
         out.append(("cloudphysics-lbn", Trace.single(inv.astype(np.int64))))
-    for name, fmt, fn in (("criteo-hillview", "criteo-tsv", "hillview_criteoTab.csv"),
-                          ("criteo-deepctr", "criteo-csv", "deepctr_criteo_sample.txt")):
+    for name, fmt, fn in (
+        ("criteo-hillview", "criteo-tsv", "hillview_criteoTab.csv"),
+        ("criteo-deepctr", "criteo-csv", "deepctr_criteo_sample.txt"),
+    ):
         p = DATA / "criteo_samples" / fn
         if p.exists() and want(name):
             from tracegen import formats
@@ -77,12 +79,13 @@ def load(only: list[str] | None, max_acc: int) -> list[tuple[str, Trace]]:
 
 
 def miss_ratio(ids: np.ndarray, policy: str, size: int) -> float:
+    """Miss ratio of ``policy`` (libCacheSim) at one size: tracegen.cachesim, else a Python loop."""
     try:
         from tracegen.cachesim import miss_ratios
-
-        return float(np.asarray(miss_ratios(ids, policy, [size]))[0])
     except ImportError:
-        pass
+        miss_ratios = None
+    if miss_ratios is not None:
+        return float(np.asarray(miss_ratios(ids, policy, [size]))[0])
     import libcachesim as lcs
 
     cache = getattr(lcs, policy)(cache_size=max(int(size), 1))
@@ -98,7 +101,9 @@ def miss_ratio(ids: np.ndarray, policy: str, size: int) -> float:
 def non_lru(real: Trace, syn: Trace, max_ids: int) -> dict:
     out = {p: 0.0 for p in POLICIES}
     for rt, st in zip(real.tables, syn.tables):
-        a, b = np.asarray(rt.values)[:max_ids], np.asarray(st.values)[:max_ids]
+        a, b = np.asarray(rt.values), np.asarray(st.values)
+        if max_ids:
+            a, b = a[:max_ids], b[:max_ids]
         u = np.unique(a).shape[0]
         if u < 20:
             continue
@@ -122,15 +127,24 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", nargs="*", help="substrings of trace names to run")
     ap.add_argument("--max-accesses", type=int, default=1_000_000, help="cut long traces (P3) to this")
-    ap.add_argument("--non-lru-max", type=int, default=300_000, help="accesses replayed in FIFO/LFU/ARC")
+    ap.add_argument(
+        "--non-lru-max",
+        type=int,
+        default=0,
+        help="replay only this many first accesses in FIFO/LFU/ARC (default 0: all)",
+    )
     ap.add_argument("--no-non-lru", action="store_true")
     ap.add_argument("--dp", action="store_true", help="also the DP fits at epsilon 0.5, 1, 4")
     args = ap.parse_args(argv)
-    print("| trace | fit | tables | accesses | MRC mean | MRC max | top-1% | top-10% | footprint | bag TV "
-          "| FIFO | LFU | ARC | fit s | sample s |")
+    print(
+        "| trace | fit | tables | accesses | MRC mean | MRC max | top-1% | top-10% | footprint | bag TV "
+        "| FIFO | LFU | ARC | fit s | sample s |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name, real in load(args.only, args.max_accesses):
-        fits = [("ours", {})] + ([(f"dp eps={e:g}", {"epsilon": e}) for e in (0.5, 1.0, 4.0)] if args.dp else [])
+        fits = [("ours", {})] + (
+            [(f"dp eps={e:g}", {"epsilon": e}) for e in (0.5, 1.0, 4.0)] if args.dp else []
+        )
         for label, params in fits:
             t0 = time.perf_counter()
             model = TraceModel(**params).fit(real)
@@ -139,14 +153,26 @@ def main(argv=None) -> int:
             t2 = time.perf_counter()
             f = fidelity(real, syn)
             mean, worst = summarize(real, f)
-            nl = {p: float("nan") for p in POLICIES} if args.no_non_lru else non_lru(real, syn, args.non_lru_max)
-            cell = (lambda k: f"{mean[k]:.4f}" if real.n_tables == 1 else f"{mean[k]:.4f} ({worst[k]:.3f})")
-            print(f"| {name} | {label} | {real.n_tables} | {real.n_accesses} | {cell('mrc_mean')} | "
-                  f"{cell('mrc_max')} | {cell('top1')} | {cell('top10')} | {cell('footprint')} | "
-                  f"{cell('bag_tv')} | {nl['FIFO']:.4f} | {nl['LFU']:.4f} | {nl['ARC']:.4f} | "
-                  f"{t1 - t0:.1f} | {t2 - t1:.1f} |", flush=True)
-    print("\nmulti-table rows: access-weighted mean over tables (worst table in parentheses); "
-          "FIFO/LFU/ARC: max abs miss-ratio error over caches of 1%, 10%, 30% of the distinct ids, worst table.")
+            nl = (
+                {p: float("nan") for p in POLICIES}
+                if args.no_non_lru
+                else non_lru(real, syn, args.non_lru_max)
+            )
+
+            def cell(k, mean=mean, worst=worst, one=real.n_tables == 1):
+                return f"{mean[k]:.4f}" if one else f"{mean[k]:.4f} ({worst[k]:.3f})"
+
+            print(
+                f"| {name} | {label} | {real.n_tables} | {real.n_accesses} | {cell('mrc_mean')} | "
+                f"{cell('mrc_max')} | {cell('top1')} | {cell('top10')} | {cell('footprint')} | "
+                f"{cell('bag_tv')} | {nl['FIFO']:.4f} | {nl['LFU']:.4f} | {nl['ARC']:.4f} | "
+                f"{t1 - t0:.1f} | {t2 - t1:.1f} |",
+                flush=True,
+            )
+    print(
+        "\nmulti-table rows: access-weighted mean over tables (worst table in parentheses); "
+        "FIFO/LFU/ARC: max abs miss-ratio error over caches of 1%, 10%, 30% of the distinct ids, worst table."
+    )
     return 0
 
 

@@ -170,13 +170,14 @@ ENDLESS = "a dist.json is an endless stream: give --num-batches, not --epochs"
 class SyntheticBatches:
     """Batches from a dist.json, sampled on the fly in chunks (no trace file).
 
-    Chunk ``c`` of stream ``stream`` (0 training, 1 validation) is ``chunk_batches`` batches sampled by
+    Chunk ``c`` of stream ``stream`` (0 training, 1 validation) is ``chunk_samples`` (rounded up to whole
+    batches) sampled by
     ``TraceModel.load(path).sample(n, seed=s)``, ``s`` drawn from ``(seed, stream, c)``; so batch ``k``
     is always the same batch for a seed, and a resumed run sees what an uninterrupted one would.
     """
 
     def __init__(self, path: str | os.PathLike, batch_size: int, *, seed: int = 0, stream: int = 0,
-                 chunk_batches: int = 32, n_dense: int = 13, log_dense: bool = True):
+                 chunk_samples: int = 1 << 18, n_dense: int = 13, log_dense: bool = True):
         try:
             from tracegen.tracemodel import TraceModel
         except ImportError as e:  # the fit/sample module is not there yet
@@ -184,7 +185,9 @@ class SyntheticBatches:
         self.path = os.fspath(path)
         self.model = TraceModel.load(self.path)
         self.batch_size, self.seed, self.stream = int(batch_size), int(seed), int(stream)
-        self.chunk_batches = int(chunk_batches)
+        # big chunks: a sample() call has a fixed cost (about 5 s for traces/criteo-like.json, whose
+        # 10M-row tables are set up per call), so 2^18 samples per call keep sampling ahead of training
+        self.chunk_batches = max(1, -(-int(chunk_samples) // self.batch_size))
         self.n_dense, self.log_dense = n_dense, log_dense
         self._cache: tuple[int, TraceBatches] | None = None
         self.first = self.chunk(0).trace  # cardinalities and dense width for the checks

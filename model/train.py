@@ -110,7 +110,8 @@ def _open_data(args, n_dense_default: int):
     B = args.mini_batch_size
     if is_dist_json(path):
         train = SyntheticBatches(path, B, seed=args.seed, stream=0, n_dense=n_dense_default)
-        val = SyntheticBatches(path, B, seed=args.seed, stream=1, n_dense=n_dense_default, chunk_batches=4)
+        val = SyntheticBatches(path, B, seed=args.seed, stream=1, n_dense=n_dense_default,
+                               chunk_samples=args.num_val_batches * B)  # one sample() call
         tr = train.first
         return train, val, tr.cardinalities, None, None if tr.dense is None else int(tr.dense.shape[1]), path
     trace = load(path)

@@ -263,3 +263,92 @@ def class_stack_run(cls, cold, dd, gbin, upick, ucpl, ubud, max_ids, cls_cap, bu
         out[i] = e[0]
         out_cls[i] = e[1]
     return out, out_cls
+
+
+# ---- locality engine (tracegen.locality) ------------------------------------------------------
+def reuse_times(ids) -> np.ndarray:
+    """Requests since the previous access to the same id, by scanning back (-1 if none)."""
+    ids = list(ids)
+    out = []
+    for i, x in enumerate(ids):
+        j = i - 1
+        while j >= 0 and ids[j] != x:
+            j -= 1
+        out.append(i - j if j >= 0 else -1)
+    return np.array(out, dtype=np.int64)
+
+
+def footprint(ids, points) -> np.ndarray:
+    """Distinct ids among the first ``p`` accesses, for each ``p``, by building sets."""
+    ids = list(ids)
+    return np.array([len(set(ids[:p])) for p in points], dtype=np.int64)
+
+
+def distinct_per_window(ids, window: int) -> np.ndarray:
+    ids = list(ids)
+    return np.array([len(set(ids[s:s + window])) for s in range(0, len(ids) - window + 1, window)], dtype=np.int64)
+
+
+def average_working_set(ids, window: int) -> float:
+    """Mean distinct ids over every sliding window of ``window`` accesses."""
+    ids = list(ids)
+    n = len(ids)
+    if window > n:
+        return float("nan")
+    return float(np.mean([len(set(ids[s:s + window])) for s in range(n - window + 1)]))
+
+
+def reuse_factor_histogram(batches) -> dict:
+    """Meta's per-batch reuse statistics from a list of per-batch id lists, by counting in dicts."""
+    from collections import Counter
+
+    col, share, n_idx, n_uni = [], [], [], []
+    for b in batches:
+        c = Counter(b)
+        rows = [0.0] * 17
+        acc = [0.0] * 17
+        for v in c.values():
+            k = 0
+            while k < 16 and v > (2 ** k if k else 1):
+                k += 1
+            rows[k] += 1
+            acc[k] += v
+        col.append([r / len(c) for r in rows])
+        share.append([a / len(b) for a in acc])
+        n_idx.append(len(b))
+        n_uni.append(len(c))
+    return {"avg_indices": float(np.mean(n_idx)), "avg_unique": float(np.mean(n_uni)),
+            "col_size_hist": np.mean(col, axis=0).tolist(), "index_share": np.mean(share, axis=0).tolist()}
+
+
+def interleave(tables_values, tables_offsets, id_offsets):
+    """DLRM issue order: sample by sample, table by table, bag order; ids shifted per table."""
+    ids, tix = [], []
+    n_samples = len(tables_offsets[0]) - 1
+    for b in range(n_samples):
+        for t, (v, o) in enumerate(zip(tables_values, tables_offsets)):
+            for x in v[o[b]:o[b + 1]]:
+                ids.append(int(x) + int(id_offsets[t]))
+                tix.append(t)
+    return np.array(ids, dtype=np.int64), np.array(tix, dtype=np.int64)
+
+
+def lru_size_miss_ratio(ids, size_of, capacity: int) -> float:
+    """Simulate an LRU cache holding at most ``capacity`` bytes of objects of ``size_of[id]`` bytes:
+    insert on miss, then evict least recent objects (possibly the new one) until the total fits."""
+    from collections import OrderedDict
+
+    cache: OrderedDict = OrderedDict()
+    used = misses = 0
+    ids = list(ids)
+    for x in ids:
+        if x in cache:
+            cache.move_to_end(x)
+            continue
+        misses += 1
+        cache[x] = size_of[x]
+        used += size_of[x]
+        while used > capacity:
+            _, s = cache.popitem(last=False)
+            used -= s
+    return misses / len(ids) if ids else 0.0

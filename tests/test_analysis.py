@@ -47,6 +47,11 @@ def test_footprint_hand_computed(small):
     assert t0.hot_rows == {"0.5": 1, "0.9": 3, "0.99": 3}  # counts 3 2 1
     assert t1.hot_rows == {"0.5": 2, "0.9": 4, "0.99": 4}  # counts 2 2 1 1
     assert f.total_hot_rows == {"0.5": 3, "0.9": 6, "0.99": 7}  # counts 3 2 2 2 1 1 1
+    assert f.total_hot_bytes["0.5"] == {"fp32": 24, "fp16": 12, "int8": 30}
+    mixed = fp.footprint(small, dim=[2, 4], batch_size=2)  # t1 rows are 16 bytes in fp32
+    # hottest 3: t0 row 1 (3), t0 row 2 (2), then t1 row 0 (2): 8 + 8 + 16 bytes
+    assert mixed.total_hot_bytes["0.5"]["fp32"] == 32
+    assert mixed.total_hot_bytes["0.99"]["fp32"] == 3 * 8 + 4 * 16
     assert (f.total_rows, f.total_rows_touched, f.total_accesses) == (14, 7, 12)
     assert f.total_table_bytes["int8"] == 140 and f.total_touched_bytes["fp32"] == 56
 
@@ -261,3 +266,32 @@ def test_log2_histogram():
     s = loc.stream_locality(np.array([1, 2, 3, 3, 2, 1, 9, 9]))  # sd: -1 -1 -1 0 1 2 -1 0
     h = s.log2_histogram()
     assert h["lower_edges"] == [0, 1] and h["counts"] == [2.0, 2.0] and h["cold"] == 4.0
+
+
+def test_sized_stream_equals_byte_lru_simulation(rng):
+    ids = rng.zipf(1.2, 1500) % 90
+    size_of = {int(i): int(rng.integers(1, 9)) * 4 for i in np.unique(ids)}
+    s = loc.sized_stream_locality(ids, np.array([size_of[int(i)] for i in ids]))
+    caps = [0, 3, 4, 20, 77, 200, 1000]
+    assert s.miss_ratio(caps).tolist() == [naive.lru_size_miss_ratio(ids.tolist(), size_of, c) for c in caps]
+
+
+def test_sized_stream_with_one_size_is_the_row_mrc(rng):
+    ids = rng.integers(0, 300, 5000)
+    rows = loc.stream_locality(ids)
+    sized = loc.sized_stream_locality(ids, np.full(ids.size, 256))
+    assert np.array_equal(sized.miss_ratio([0, 255, 256, 2560, 30000]), rows.miss_ratio([0, 0, 1, 10, 117]))
+    est = loc.sized_stream_locality(ids, np.full(ids.size, 256), threshold=2000)  # SHARDS at 0.4
+    assert est.sample_rate == pytest.approx(0.4)
+    sizes = np.array([16, 64, 200]) * 256
+    assert np.abs(est.miss_ratio(sizes) - rows.miss_ratio([16, 64, 200])).max() < 0.05
+
+
+def test_shared_sized_mixed_dims(small):
+    ids, tab = loc.interleave(small, 2)
+    size_of = {int(i): (8 if i < 10 else 16) for i in ids}  # t0 D=2, t1 D=4 in fp32
+    s = loc.shared_sized_locality(small, [2, 4], batch_size=2)
+    for c in (8, 16, 24, 40, 64):
+        assert s.miss_ratio([c])[0] == naive.lru_size_miss_ratio(ids.tolist(), size_of, c)
+    lines = loc.shared_sized_locality(small, [2, 40], unit="lines", batch_size=2)  # 1 and 3 lines per row
+    assert lines.unit == "lines" and lines.miss_ratio([10**6])[0] == pytest.approx(7 / 12)

@@ -17,7 +17,9 @@ from tracegen.trace import Trace
 def dlrm_npz(tmp_path):
     rng = np.random.default_rng(0)
     b = 3_000
-    x_cat = np.column_stack([planted_trace(b, u=400, seed=1) % 400, rng.integers(0, 50, b), rng.integers(0, 7, b)])
+    x_cat = np.column_stack(
+        [planted_trace(b, u=400, seed=1) % 400, rng.integers(0, 50, b), rng.integers(0, 7, b)]
+    )
     dense = rng.integers(0, 100, (b, 13)).astype(np.float32)
     labels = (rng.random(b) < 0.3).astype(np.int32)
     tr = Trace.from_dense_ids(x_cat, [400, 50, 7], dense=dense, labels=labels)
@@ -55,16 +57,49 @@ def test_workers_do_not_change_the_output(tmp_path):
 
 def test_fit_tables_and_min_count(tmp_path, dlrm_npz):
     dist = tmp_path / "d.json"
-    assert main(["fit", str(dlrm_npz), "--from", "dlrm-npz", "-o", str(dist), "--tables", "C1", "2",
-                 "--min-count", "20", "-q"]) == 0
+    assert (
+        main(
+            [
+                "fit",
+                str(dlrm_npz),
+                "--from",
+                "dlrm-npz",
+                "-o",
+                str(dist),
+                "--tables",
+                "C1",
+                "2",
+                "--min-count",
+                "20",
+                "-q",
+            ]
+        )
+        == 0
+    )
     doc = json.loads(dist.read_text())
     assert [t["name"] for t in doc["tables"]] == ["C1", "C3"] and doc["privacy"]["min_count"] == 20
 
 
 def test_fit_dp_from_cli(tmp_path, dlrm_npz):
     dist = tmp_path / "d.json"
-    assert main(["fit", str(dlrm_npz), "--from", "dlrm-npz", "-o", str(dist), "--epsilon", "2", "--delta",
-                 "1e-6", "-q"]) == 0
+    assert (
+        main(
+            [
+                "fit",
+                str(dlrm_npz),
+                "--from",
+                "dlrm-npz",
+                "-o",
+                str(dist),
+                "--epsilon",
+                "2",
+                "--delta",
+                "1e-6",
+                "-q",
+            ]
+        )
+        == 0
+    )
     assert json.loads(dist.read_text())["privacy"]["dp"]["epsilon_spent"] == 2.0
 
 

@@ -32,7 +32,9 @@ def test_no_raw_id_in_dist_json(tmp_path):
     big = [v for v in _numbers(doc) if v >= 10**12]
     assert big == [10**12 + 5_000]  # only the table's cardinality is id-sized
     # the helper does find planted ids
-    assert raw_ids_in({"x": [int(tr.tables[0].values[5])]}, tr.tables[0].values) == [int(tr.tables[0].values[5])]
+    assert raw_ids_in({"x": [int(tr.tables[0].values[5])]}, tr.tables[0].values) == [
+        int(tr.tables[0].values[5])
+    ]
 
 
 def test_synthetic_ids_are_a_permutation_range():
@@ -117,7 +119,9 @@ def test_dp_large_epsilon_keeps_popularity():
     assert f["top10"] < 0.05 and 0.8 < f["distinct_ratio"] < 1.2
 
 
-@pytest.mark.parametrize("eps, delta, msg", [(0.0, None, "epsilon must be > 0"), (1.0, 1.5, "delta must be in")])
+@pytest.mark.parametrize(
+    "eps, delta, msg", [(0.0, None, "epsilon must be > 0"), (1.0, 1.5, "delta must be in")]
+)
 def test_bad_dp_parameters(eps, delta, msg):
     with pytest.raises(TracegenError, match=msg):
         TraceModel(epsilon=eps, delta=delta).fit(Trace.single(np.arange(100) % 7))

@@ -131,6 +131,19 @@ def test_cli_report(tmp_path, trace_file, capsys):
     assert capsys.readouterr().out == ""
 
 
+def test_cli_report_vs_fitted_model(tmp_path, trace_file, capsys):
+    from tracegen import formats
+    from tracegen.tracemodel import TraceModel
+
+    model = tmp_path / "dist.json"
+    TraceModel().fit(formats.read(trace_file)).save(model)
+    out = tmp_path / "m"
+    assert main(["report", str(trace_file), "--vs", str(model), "-o", str(out), "--no-measure", "-q"]) == 0
+    s = json.loads((out / "summary.json").read_text())
+    assert s["labels"] == ["t.npz", "dist.json"]
+    assert s["traces"]["dist.json"]["samples"] == s["traces"]["t.npz"]["samples"] == 600
+
+
 @pytest.mark.parametrize("args, message", [
     (["{missing}", "-o", "{out}"], "no such file"),
     (["{trace}", "--vs", "{missing}", "-o", "{out}"], "no such file"),
@@ -140,15 +153,34 @@ def test_cli_report(tmp_path, trace_file, capsys):
     (["{garbage}", "-o", "{out}"], "{garbage}"),
     (["{trace}", "-o", "{trace}"], "not a directory"),
     (["{trace}", "-o", "{missing}/deeper"], "does not exist"),
+    (["{trace}", "-o", "-"], "not '-'"),
+    (["{trace}", "--vs", "{badjson}", "-o", "{out}"], "not valid JSON"),
+    (["{trace}", "--from", "nosuchformat", "-o", "{out}"], "nosuchformat"),
 ])
 def test_cli_bad_input_one_line_error(tmp_path, trace_file, capsys, args, message):
     garbage = tmp_path / "garbage.npz"
     garbage.write_bytes(b"this is not a trace")
+    (tmp_path / "bad.json").write_text("{nope")
     names = {"missing": str(tmp_path / "missing.npz"), "out": str(tmp_path / "o"), "trace": str(trace_file),
-             "garbage": str(garbage)}
+             "garbage": str(garbage), "badjson": str(tmp_path / "bad.json")}
     argv = ["report", *[a.format(**names) for a in args], "--no-measure", "-q"]
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert message.format(**names) in err
     assert not (tmp_path / "o" / "report.html").exists()
+
+
+def test_report_on_real_criteo_sample(shared_data, tmp_path):
+    from tracegen import formats
+
+    path = shared_data / "criteo_samples" / "hillview_criteoTab.csv"
+    if not path.exists():
+        pytest.skip(f"{path} is absent")
+    tr = formats.read(path, "criteo-tsv")
+    s = report.write_report(tr, tmp_path / "c", batch_size=128, measure=False, progress=False)
+    real = s["traces"]["trace"]
+    assert real["accesses"] == tr.n_accesses and real["tables"] == 26
+    touched = sum(len(set(t.values.tolist())) for t in tr.tables)
+    assert real["footprint"]["total_rows_touched"] == touched
+    assert real["locality"]["shared"]["distinct"] == touched  # tables never share a row

@@ -214,6 +214,17 @@ def test_batch_reuse_reproduces_histograms_without_shared_data():
     assert np.abs(np.asarray(h["index_share"]) - np.asarray(s) / np.sum(s)).max() < 0.015
 
 
+def test_batch_reuse_edge_cases():
+    """A law with no small counts still fills every batch exactly; more distinct rows than the table has."""
+    node = {"kind": "batch-reuse", "batch_accesses": 1001, "edges": [0, 1, 2, 4],
+            "unique_probs": [0, 0, 1, 0], "access_probs": [0, 0, 1, 0], "mean_count": 3.5}
+    s = spec.make_sampler(node, 100, 0)
+    for _ in range(3):
+        b = s.next(1001)
+        assert b.size == 1001 and b.min() >= 0 and b.max() < 100
+    assert spec.sample_ids({**REUSE, "carry": "persistent"}, 10_000, 50, 0).max() < 50
+
+
 def _law_mean(lo, hi, r):
     """Exact mean of the truncated geometric on lo+1..hi (hi = -1: unbounded) with ratio r."""
     if hi < 0:

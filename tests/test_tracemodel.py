@@ -42,7 +42,8 @@ def _run_kernel(args: dict, n_slots: int = 4096):
     made = np.zeros(c, np.int64)
     qcnt = np.zeros((args["ptab"].shape[0], c + 2))
     state = np.zeros(3, np.int64)
-    tree = np.zeros(n_slots + 1, np.int32)
+    tree = np.zeros((n_slots >> 6) + 1, np.int32)
+    live0 = np.zeros(n_slots >> 6, np.uint64)
     slot_ord = np.full(n_slots, -1, np.int64)
     slot_cls = np.zeros(n_slots, np.int32)
     slot_rem = np.zeros(n_slots, np.int64)
@@ -54,18 +55,48 @@ def _run_kernel(args: dict, n_slots: int = 4096):
     a = args
     i = 0
     while i < n:
-        i = K._class_stack_run(a["cls"], a["cold"], a["dd"], a["gbin"], a["upick"], a["ucpl"], a["ubud"], i, out,
-                               out_cls, state, tree, slot_ord, slot_cls, slot_rem, b0, b1, b2, a["max_ids"], made,
-                               a["cls_cap"], a["bud_lo"], a["bud_hi"], a["bud_a"], a["slack"], a["ptab"], qcnt,
-                               a["couple"])
+        i = K._class_stack_run(
+            a["cls"],
+            a["cold"],
+            a["dd"],
+            a["gbin"],
+            a["upick"],
+            a["ucpl"],
+            a["ubud"],
+            i,
+            out,
+            out_cls,
+            state,
+            tree,
+            live0,
+            slot_ord,
+            slot_cls,
+            slot_rem,
+            b0,
+            b1,
+            b2,
+            a["max_ids"],
+            made,
+            a["cls_cap"],
+            a["bud_lo"],
+            a["bud_hi"],
+            a["bud_a"],
+            a["slack"],
+            a["ptab"],
+            qcnt,
+            a["couple"],
+        )
         if i < n:  # compact into fresh arrays of the same size (live stays small here)
             old = slot_ord, slot_cls, slot_rem
-            tree = np.zeros(n_slots + 1, np.int32)
+            tree = np.zeros((n_slots >> 6) + 1, np.int32)
+            live0 = np.zeros(n_slots >> 6, np.uint64)
             slot_ord = np.full(n_slots, -1, np.int64)
             slot_cls = np.zeros(n_slots, np.int32)
             slot_rem = np.zeros(n_slots, np.int64)
             b0[:], b1[:], b2[:] = 0, 0, 0
-            live = K._compact(old[0], old[1], old[2], int(state[0]), tree, slot_ord, slot_cls, slot_rem, b0, b1, b2)
+            live = K._compact(
+                old[0], old[1], old[2], int(state[0]), tree, live0, slot_ord, slot_cls, slot_rem, b0, b1, b2
+            )
             assert live == state[1]
             state[0] = live
     return out, out_cls
@@ -78,13 +109,22 @@ def test_kernel_matches_naive(rng, max_ids, couple):
     ptab /= ptab.sum(1, keepdims=True)
     dd = np.minimum(rng.geometric(0.02, n) - 1, 5_000).astype(np.int64)
     args = {
-        "cls": rng.integers(0, c, n).astype(np.int32), "cold": rng.random(n) < 0.05, "dd": dd,
-        "gbin": np.minimum(np.log2(dd + 1).astype(np.int64), nb - 1), "upick": rng.random(n),
-        "ucpl": rng.random(n), "ubud": rng.random(n), "max_ids": max_ids,
+        "cls": rng.integers(0, c, n).astype(np.int32),
+        "cold": rng.random(n) < 0.05,
+        "dd": dd,
+        "gbin": np.minimum(np.log2(dd + 1).astype(np.int64), nb - 1),
+        "upick": rng.random(n),
+        "ucpl": rng.random(n),
+        "ubud": rng.random(n),
+        "max_ids": max_ids,
         "cls_cap": np.array([10_000, 50, 10_000, 3, 1], np.int64),
         # exponent 0 (uniform) and one-wide ranges keep the budget arithmetic exact in both versions
-        "bud_lo": np.array([1.0, 2.0, 5.0, 20.0, 100.0]), "bud_hi": np.array([2.0, 4.0, 9.0, 41.0, 1e12]),
-        "bud_a": np.zeros(c), "slack": 1.0, "ptab": ptab, "couple": couple,
+        "bud_lo": np.array([1.0, 2.0, 5.0, 20.0, 100.0]),
+        "bud_hi": np.array([2.0, 4.0, 9.0, 41.0, 1e12]),
+        "bud_a": np.zeros(c),
+        "slack": 1.0,
+        "ptab": ptab,
+        "couple": couple,
     }
     got, got_cls = _run_kernel(args)  # 4096 slots: compacts at least once
     want, want_cls = naive.class_stack_run(**{k: v for k, v in args.items()})
@@ -294,7 +334,7 @@ def test_alias_tables_imply_the_probabilities(rng):
     off, size, aprob, alias = _alias_tables(dists)
     for g, d in enumerate(dists):
         n, o = int(size[g]), int(off[g])
-        implied = aprob[o:o + n].copy()
+        implied = aprob[o : o + n].copy()
         for j in range(n):
             implied[alias[o + j]] += 1.0 - aprob[o + j]
         assert np.allclose(implied / n, d / d.sum(), atol=1e-12)

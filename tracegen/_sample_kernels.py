@@ -1,13 +1,16 @@
 """Compiled numba kernels of the class-stack sampler (private; see :mod:`tracegen.tracemodel`).
 
 State of one table's sampler: live ids sit in *slots* (their last-access timestamps, compacted when
-the slot array fills). A Fenwick tree over slots counts live slots (global LRU depth of a slot =
-live slots after it; order statistic = the slot with exactly ``d`` live slots above it), and per
+the slot array fills). A bitset of live slots plus a Fenwick tree over its 64-slot words counts
+live slots (global LRU depth of a slot = live slots after it; order statistic = the slot with
+exactly ``d`` live slots above it; the small tree stays in cache, unlike one over slots), and per
 popularity class a three-level bitset (64-ary) of its *selectable* ids answers predecessor/successor
 queries, so the class-``c`` ids just above and below a drawn global depth are found in O(log S); one of
 the two is taken with probabilities that keep E[log(1 + depth)] equal to the drawn one. Each id gets an
-access budget (drawn from its class's count distribution, outside) when created; an id that used it up stays in the
-LRU stack but leaves its class's bitset, so it is never reused (within-class counts stay narrow).
+access budget (drawn from its class's count distribution) when created; an id that used it up stays
+in the LRU stack but leaves its class's bitset, so it is never reused (within-class counts stay
+narrow). Optionally (``couple``) the id at exactly the drawn depth is taken when its class passes a
+maximal coupling to the fitted P(class | depth bin) (see :func:`_class_stack_run`).
 
 Kernels take arrays and return arrays; the random numbers are drawn outside (vectorised) and
 replayed here. ``state`` is an int64 array ``[counter, live, created]``.
@@ -200,6 +203,64 @@ def _fen_select(tree, k):
 
 
 @njit(cache=True)
+def _fen_select_rem(tree, k):
+    """``(block, rem)``: the 0-based block holding the k-th (1-based) unit and k's rank inside it."""
+    n = tree.shape[0] - 1
+    step = 1
+    while step * 2 <= n:
+        step *= 2
+    pos = 0
+    rem = k
+    while step > 0:
+        q = pos + step
+        if q <= n and tree[q] < rem:
+            pos = q
+            rem -= tree[q]
+        step >>= 1
+    return pos, rem
+
+
+@njit(cache=True, inline="always")
+def _pop(x):
+    """Number of set bits of a uint64 (SWAR)."""
+    x = x - ((x >> np.uint64(1)) & np.uint64(0x5555555555555555))
+    x = (x & np.uint64(0x3333333333333333)) + ((x >> np.uint64(2)) & np.uint64(0x3333333333333333))
+    x = (x + (x >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
+    return np.int64((x * np.uint64(0x0101010101010101)) >> np.uint64(56))
+
+
+@njit(cache=True)
+def _live_add(tree, live0, s, v):
+    """Mark slot s live (v = 1) or dead (v = -1): a bit in ``live0`` and a count in the block Fenwick tree."""
+    if v > 0:
+        live0[s >> 6] |= _bit(s & 63)
+    else:
+        live0[s >> 6] &= ~_bit(s & 63)
+    _fen_add(tree, s >> 6, v)
+
+
+@njit(cache=True)
+def _live_prefix(tree, live0, s):
+    """Live slots in [0, s)."""
+    w = s >> 6
+    r = s & 63
+    c = _fen_prefix(tree, w)
+    if r > 0:
+        c += _pop(live0[w] & ((_ONE << np.uint64(r)) - _ONE))
+    return c
+
+
+@njit(cache=True)
+def _live_select(tree, live0, k):
+    """0-based slot of the k-th (1-based) live slot: Fenwick over 64-slot blocks, then inside the word."""
+    b, rem = _fen_select_rem(tree, k)
+    x = live0[b]
+    for _ in range(rem - 1):
+        x &= x - _ONE
+    return (b << 6) | _lsb(x)
+
+
+@njit(cache=True)
 def _budget(u, lo, hi, a, slack):
     """Access budget: ``floor(slack * x)`` with ``x`` from the density ~ ``x**-a`` on ``[lo, hi)``."""
     if hi - lo <= 1.0:
@@ -233,6 +294,7 @@ def _class_stack_run(
     out_cls,
     state,
     tree,
+    live0,
     slot_ord,
     slot_cls,
     slot_rem,
@@ -282,7 +344,7 @@ def _class_stack_run(
                 k = live - dd[i]
                 if k < 1:
                     k = 1
-                s = _fen_select(tree, k)
+                s = _live_select(tree, live0, k)
                 take = False
                 if couple:
                     bb = gbin[i]
@@ -338,8 +400,8 @@ def _class_stack_run(
                     else:
                         # sc is shallower (rank ks > k), pc deeper (kp < k): take one with
                         # probabilities keeping E[log(1 + depth)] = log(1 + d)
-                        ks = _fen_prefix(tree, sc + 1)
-                        kp = _fen_prefix(tree, pc + 1)
+                        ks = _live_prefix(tree, live0, sc + 1)
+                        kp = _live_prefix(tree, live0, pc + 1)
                         la = np.log1p(live - ks)
                         lb = np.log1p(live - kp)
                         ld = np.log1p(live - k)
@@ -358,11 +420,11 @@ def _class_stack_run(
             o = slot_ord[chosen]
             cc = slot_cls[chosen]
             rem = slot_rem[chosen] - 1
-            _fen_add(tree, chosen, -1)
+            _live_add(tree, live0, chosen, -1)
             if slot_rem[chosen] > 0:
                 _bs_clear(b0, b1, b2, cc, chosen)
             slot_ord[chosen] = -1
-        _fen_add(tree, counter, 1)
+        _live_add(tree, live0, counter, 1)
         if rem > 0:
             _bs_set(b0, b1, b2, cc, counter)
         slot_ord[counter] = o
@@ -379,10 +441,10 @@ def _class_stack_run(
 
 
 @njit(cache=True)
-def _compact(old_ord, old_cls, old_rem, counter, tree, slot_ord, slot_cls, slot_rem, b0, b1, b2):
+def _compact(old_ord, old_cls, old_rem, counter, tree, live0, slot_ord, slot_cls, slot_rem, b0, b1, b2):
     """Renumber the live slots of ``old_*`` (in order) as ``0..live-1`` into the fresh new arrays.
 
-    ``tree``, ``b0..b2`` must be zero and ``slot_ord`` -1 on entry. Returns the live count.
+    ``tree``, ``live0``, ``b0..b2`` must be zero and ``slot_ord`` -1 on entry. Returns the live count.
     """
     live = 0
     for s in range(counter):
@@ -393,7 +455,8 @@ def _compact(old_ord, old_cls, old_rem, counter, tree, slot_ord, slot_cls, slot_
             slot_rem[live] = old_rem[s]
             if old_rem[s] > 0:
                 _bs_set(b0, b1, b2, c, live)
-            tree[live + 1] = 1
+            live0[live >> 6] |= _bit(live & 63)
+            tree[(live >> 6) + 1] += 1
             live += 1
     n = tree.shape[0] - 1
     for i in range(1, n + 1):

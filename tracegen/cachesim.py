@@ -29,6 +29,12 @@ POLICIES = {
     "cacheus": "Cacheus", "lhd": "LHD", "random": "Random", "belady": "Belady", "opt": "Belady",
     "lruk": "LRUK", "hyperbolic": "Hyperbolic", "gdsf": "GDSF",
 }
+# LFUDA is left out: libcachesim 0.3.5 crashes the interpreter replaying it.
+
+#: smallest cache (rows) a policy works at in libcachesim 0.3.5: below it the C library aborts the
+#: process (S3-FIFO's small queue, W-TinyLFU's window would be empty) or every access misses. We
+#: return NaN for smaller sizes instead of calling it.
+MIN_SIZE = {"S3FIFO": 20, "WTinyLFU": 100}
 
 _REC = np.dtype([("time", "<u4"), ("id", "<u8"), ("size", "<u4"), ("next", "<i8")])
 
@@ -102,7 +108,8 @@ def miss_ratios(ids, policy: str, sizes: Sequence[int]) -> np.ndarray:
     """Miss ratio of ``policy`` at each cache size (rows) replaying ``ids`` in libCacheSim.
 
     ``policy`` is a name from :data:`POLICIES` (LRU, FIFO, LFU, ARC, S3-FIFO, Sieve, ...). Returns
-    float64 miss ratios, one per size; size 0 gives 1.0 and an empty trace 0.0.
+    float64 miss ratios, one per size; size 0 gives 1.0, an empty trace 0.0, and a size below the
+    policy's :data:`MIN_SIZE` NaN.
     """
     lcs = _lcs()
     cls = policy_class(policy)
@@ -118,6 +125,9 @@ def miss_ratios(ids, policy: str, sizes: Sequence[int]) -> np.ndarray:
         for i, c in enumerate(sizes_a):
             if c == 0:
                 out[i] = 1.0
+                continue
+            if c < MIN_SIZE.get(cls.__name__, 1):
+                out[i] = np.nan
                 continue
             reader = lcs.TraceReader(path, lcs.TraceType.ORACLE_GENERAL_TRACE,
                                      lcs.ReaderInitParam(ignore_obj_size=True))

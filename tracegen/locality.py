@@ -44,6 +44,8 @@ N_REUSE_BINS = len(REUSE_EDGES)  # 17 buckets; the last is (32768, inf)
 #: fractions used for the popularity summary (share of accesses to the top x of ids)
 TOP_FRACTIONS = (0.0001, 0.001, 0.01, 0.1, 0.2, 0.5)
 SD_PERCENTILES = (10, 25, 50, 75, 90, 95, 99)
+#: cache sizes (rows) at which every profile reports the exact LRU hit ratio
+HIT_SIZES = (10, 100, 1_000, 10_000, 100_000, 1_000_000)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -494,18 +496,36 @@ class ShardsResult(NamedTuple):
     rate: float
 
 
+def _spread(d: np.ndarray, r_t, w) -> np.ndarray:
+    """Histogram over integer distances of sampled distances ``d`` taken at rate ``r_t``.
+
+    A sampled distance ``d`` stands for a true distance in ``[d / r, (d + 1) / r)``; its weight is
+    spread evenly over the integers ``floor(d / r) .. floor((d + 1) / r) - 1`` (one bin at rate 1,
+    so the exact histogram is recovered), which keeps the estimated MRC smooth below ``1 / r``.
+    """
+    lo = np.floor(d / r_t).astype(np.int64)
+    hi = np.maximum(np.floor((d + 1) / r_t).astype(np.int64), lo + 1)
+    if lo.size == 0:
+        return np.zeros(0)
+    m = int(hi.max())
+    dens = np.broadcast_to(np.asarray(w, np.float64), lo.shape) / (hi - lo)
+    diff = np.bincount(lo, weights=dens, minlength=m + 1) - np.bincount(hi, weights=dens, minlength=m + 1)
+    return np.cumsum(diff)[:m]  # may dip below 0 where SHARDS-adj removes excess samples
+
+
 def shards_histogram(ids, *, rate: float | None = None, size: int | None = None, seed: int = 0,
                      adjust: bool = True) -> tuple[np.ndarray, float, float]:
     """The SHARDS estimate of the stack-distance histogram: ``(counts, cold, rate)`` (float counts).
 
-    Counts are over *scaled* distances (sampled distance / rate, rounded down) and normalised to
-    ``N`` accesses, so :func:`miss_ratio_curve` and :func:`sd_percentiles` apply unchanged.
-    Fixed rate: ids whose 62-bit hash is below ``rate * 2**62`` are sampled; with ``adjust`` the
-    difference between the expected (``N * rate``) and actual sample counts is added to the
-    smallest distance (SHARDS-adj). Fixed size (``size``): at most ``size`` ids are tracked, the
-    rate drops as ids with the largest hashes are evicted, and each sampled access weighs
-    ``final_rate / rate_at_that_access`` (SHARDS_max's histogram rescaling); the final rate is
-    returned.
+    Counts are over true-scale distances, normalised to ``N`` accesses, so
+    :func:`miss_ratio_curve` and :func:`sd_percentiles` apply unchanged. A sampled distance ``d``
+    at rate ``r`` is spread evenly over distances ``[d / r, (d + 1) / r)``. Fixed rate: ids whose
+    62-bit hash (salted by ``seed``) is below ``rate * 2**62`` are sampled; with ``adjust`` the
+    difference between the expected (``N * rate``) and actual sample counts is added to the first
+    sampled bucket (SHARDS-adj). Fixed size (``size``): at most ``size`` ids are tracked, the rate
+    drops as the ids with the largest hashes are evicted, and each sampled access weighs
+    ``final_rate / rate_then`` (SHARDS_max's rescaling; ``adjust`` as above at the final rate); the
+    final rate is returned.
     """
     a = _as_ids(ids)
     n = a.size
@@ -519,16 +539,15 @@ def shards_histogram(ids, *, rate: float | None = None, size: int | None = None,
             raise TracegenError(f"sample rate must be in (0, 1], got {rate}")
         thr = min(int(rate * full), 1 << 62)
         d, m = _kernels._shards_fixed_rate(a, np.int64(thr), seed)
-        warm = d[d >= 0]
-        scaled = np.floor(warm / rate).astype(np.int64)
-        counts = np.bincount(scaled).astype(np.float64) if scaled.size else np.zeros(1)
+        warm = d[d >= 0].astype(np.float64)
         cold = float(m - warm.size)
+        w = np.ones(warm.size)
         if adjust and n:
-            diff = n * rate - m
-            if counts.size == 0:
-                counts = np.zeros(1)
-            counts[0] += diff
-        scale = n / (counts.sum() + cold) if (counts.sum() + cold) > 0 else 0.0
+            warm = np.concatenate([[0.0], warm])
+            w = np.concatenate([[n * rate - m], w])
+        counts = _spread(warm, rate, w)
+        tot = counts.sum() + cold
+        scale = n / tot if tot > 0 else 0.0
         return counts * scale, cold * scale, rate
     size = int(size)
     if size < 1:
@@ -540,8 +559,11 @@ def shards_histogram(ids, *, rate: float | None = None, size: int | None = None,
     r_t = thrs.astype(np.float64) / full
     w = final_rate / r_t
     warm = d >= 0
-    scaled = np.floor(d[warm] / r_t[warm]).astype(np.int64)
-    counts = np.bincount(scaled, weights=w[warm]) if scaled.size else np.zeros(0)
+    dw, rw, ww = d[warm].astype(np.float64), r_t[warm], w[warm]
+    if adjust:  # SHARDS-adj at the final rate: the weighted sample should count N * final_rate accesses
+        dw, rw = np.concatenate([[0.0], dw]), np.concatenate([[final_rate], rw])
+        ww = np.concatenate([[n * final_rate - w.sum()], ww])
+    counts = _spread(dw, rw, ww)
     cold = float(w[~warm].sum())
     tot = counts.sum() + cold
     scale = n / tot if tot > 0 else 0.0
@@ -602,6 +624,7 @@ def _summary(n: int, distinct: int, counts, cold, key_counts, first, row_bytes, 
         sizes = log_sizes(max(distinct, 1), 48)
     sizes = np.asarray(sizes, dtype=np.int64)
     _, mr = miss_ratio_curve(counts, cold, sizes)
+    _, hit_mr = miss_ratio_curve(counts, cold, HIT_SIZES)
     pts, fp = _footprint_at(first, n, fp_points)
     kc = np.sort(np.asarray(key_counts, dtype=np.int64))[::-1]
     ranks = np.unique(np.round(np.logspace(0, math.log10(max(kc.size, 1)), 64)).astype(np.int64))
@@ -617,6 +640,7 @@ def _summary(n: int, distinct: int, counts, cold, key_counts, first, row_bytes, 
             "mean": (float(np.dot(np.arange(counts.size), counts) / counts.sum()) if counts.sum() > 0
                      else None),
         },
+        "lru_hit_ratio": {str(c): (float(1.0 - m) if n else 0.0) for c, m in zip(HIT_SIZES, hit_mr)},
         "mrc": {
             "sizes_rows": sizes.tolist(),
             "sizes_bytes": (sizes * int(row_bytes)).tolist() if row_bytes else None,

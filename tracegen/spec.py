@@ -489,11 +489,15 @@ class _BatchReuseSampler:
         a batch are conditioned on fitting.
         """
         est = max(16, int(1.1 * self.batch / max(float(self.q @ self.means), 1.0)) + 16)
-        parts, rem = [], self.batch
+        parts, rem, misses = [], self.batch, 0
         while rem > 0:
             c = self._draw(rng, est)
             c = c[c <= rem]
             if c.size == 0:
+                misses += 1
+                if misses > 20:  # the law cannot fill this remainder (no small counts): one last row
+                    parts.append(np.array([rem], np.int64))
+                    break
                 continue
             cs = np.cumsum(c)
             k = int(np.searchsorted(cs, rem, side="right"))

@@ -271,7 +271,7 @@ def fit_class_stack(
 
 
 def _twin_score(node: dict, lengths: np.ndarray, cardinality: int, stats: dict, seed: int = 0) -> float:
-    """Error of a sampled twin against the real profile: worst ratio of an error to its target (+ 0.1 x sum)."""
+    """Error of a sampled twin against the real profile: worst error/target ratio (+ 0.1 x their sum)."""
     from tracegen.locality import dense_keys, miss_ratio_curve, sd_histogram, stack_distances
 
     smp = ClassStackSampler(node, cardinality, np.random.SeedSequence([seed, 99]))
@@ -469,7 +469,8 @@ class ClassStackSampler:
 
     def _alloc(self, n_slots: int) -> None:
         c = self.n_classes
-        self._tree = np.zeros(n_slots + 1, np.int32)
+        self._tree = np.zeros((n_slots >> 6) + 1, np.int32)
+        self._live0 = np.zeros(n_slots >> 6, np.uint64)
         self._slot_ord = np.full(n_slots, -1, np.int64)
         self._slot_cls = np.zeros(n_slots, np.int32)
         self._slot_rem = np.zeros(n_slots, np.int64)
@@ -490,6 +491,7 @@ class ClassStackSampler:
             old_rem,
             int(self._state[0]),
             self._tree,
+            self._live0,
             self._slot_ord,
             self._slot_cls,
             self._slot_rem,
@@ -548,6 +550,7 @@ class ClassStackSampler:
                 out_cls,
                 self._state,
                 self._tree,
+                self._live0,
                 self._slot_ord,
                 self._slot_cls,
                 self._slot_rem,
@@ -597,7 +600,7 @@ def _power_ppf(u, lo, hi, a):
 
 
 def _power_mean(lo: float, hi: float, a: float) -> float:
-    u = (np.arange(512) + 0.5) / 512
+    u = (np.arange(256) + 0.5) / 256
     return float(_power_ppf(u, lo, hi, a).mean())
 
 
@@ -607,7 +610,7 @@ def _power_exponent(lo: float, hi: float, mean: float) -> float:
         return 0.0
     mean = min(max(mean, lo), hi)
     a_lo, a_hi = -8.0, 8.0  # mean decreases as a grows
-    for _ in range(50):
+    for _ in range(30):
         mid = 0.5 * (a_lo + a_hi)
         if _power_mean(lo, hi, mid) > mean:
             a_lo = mid

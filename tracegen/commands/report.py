@@ -47,7 +47,9 @@ def _bytes(text: str) -> int:
 def register(sub) -> None:
     p = add_command(sub, "report", run, run.__doc__)
     p.add_argument("trace", metavar="TRACE", help="trace file (any format tracegen reads)")
-    p.add_argument("--vs", metavar="OTHER", help="a second trace to compare against (e.g. a synthetic twin)")
+    p.add_argument("--vs", metavar="OTHER",
+                   help="a second trace to compare against, or a fitted dist.json to sample its twin from")
+    p.add_argument("--seed", type=int, default=0, help="seed for sampling OTHER when it is a dist.json (0)")
     p.add_argument("--from", dest="fmt", metavar="F", help="format of TRACE and OTHER (default: detected)")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="folder for the report (created)")
     p.add_argument("--force", action="store_true", help="replace a report already in DIR")
@@ -78,9 +80,13 @@ def run(args: argparse.Namespace) -> int:
     and modelled/measured bandwidth. A short summary goes to stdout. Streams above 4,000,000 accesses
     are SHARDS-sampled (the report says so); --sample-rate forces a rate.
 
+    OTHER may also be a dist.json from `tracegen fit`: its synthetic twin (as many samples as TRACE,
+    --seed) is sampled and compared.
+
     Examples:
-      tracegen report traces/example.npz -o report
+      tracegen report real.npz -o report
       tracegen report real.npz --vs synthetic.npz -o cmp --force
+      tracegen report real.npz --vs dist.json -o cmp
     """
     import os
 
@@ -90,9 +96,18 @@ def run(args: argparse.Namespace) -> int:
 
     paths = [input_file(args.trace)] + ([input_file(args.vs)] if args.vs else [])
     out = args.output
+    if out == "-":
+        raise TracegenError("the report is a folder of files; give -o DIR, not '-'")
     if os.path.exists(out) and not os.path.isdir(out):
         raise TracegenError("exists and is not a directory", out)
-    traces = [formats.read(p, args.fmt) for p in paths]
+    traces = [formats.read(paths[0], args.fmt)]
+    if args.vs and paths[1].lower().endswith(".json"):
+        from tracegen.tracemodel import TraceModel
+
+        # a fitted model: sample the synthetic twin, as many samples as TRACE has
+        traces.append(TraceModel.load(paths[1]).sample(traces[0].n_samples, seed=args.seed))
+    elif args.vs:
+        traces.append(formats.read(paths[1], args.fmt))
     if args.vs:
         a, b = (os.path.basename(p) for p in paths)
         labels = [a, b] if a != b else ["trace", "other"]

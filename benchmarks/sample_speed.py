@@ -1,0 +1,134 @@
+"""Sampling speed and memory of the class-stack trace model.
+
+Prints, in one process: accesses/s of ``TraceModel.sample_iter`` for a fitted model (both sampling
+modes: uncoupled and coupled), against two baselines measured in the same run: numpy's uniform id
+generator (a floor: no model at all) and the DLRM reference's generator (i.i.d. stack distances on a
+Python list LRU stack, as in ``dlrm_data_pytorch.py``; measured on a small n). With ``--stream N``
+also writes an N-access trace to a native npz through ``TraceModel.sample_to`` (chunked) and prints
+the peak resident memory (target: 100M accesses under 2 GB).
+
+    python benchmarks/sample_speed.py                    # 10M accesses
+    python benchmarks/sample_speed.py --n 2000000 --stream 100000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import resource
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from tracegen.trace import Trace  # noqa: E402
+from tracegen.tracemodel import TraceModel  # noqa: E402
+
+OLTP = HERE.parent.parent / "shared" / "data" / "arc" / "arc_OLTP_P3.npz"
+
+
+def real_trace() -> tuple[str, Trace]:
+    if OLTP.exists():
+        return "ARC OLTP", Trace.single(np.load(OLTP)["OLTP"].astype(np.int64))
+    rng = np.random.default_rng(0)
+    w = 1.0 / np.arange(1, 100_001) ** 0.9
+    return "planted zipf", Trace.single(rng.choice(100_000, size=1_000_000, p=w / w.sum()))
+
+
+def reference_iid_sd(n: int, sd_values: np.ndarray, sd_probs: np.ndarray, seed: int = 0) -> float:
+    """The DLRM reference's generator: draw a stack distance, move that element of a list to the top."""
+    rng = np.random.default_rng(seed)
+    draws = rng.choice(sd_values, size=n, p=sd_probs)
+    stack: list[int] = []
+    t0 = time.perf_counter()
+    nxt = 0
+    for d in draws.tolist():
+        if d < 0 or d >= len(stack):
+            stack.insert(0, nxt)
+            nxt += 1
+        else:
+            x = stack.pop(d)
+            stack.insert(0, x)
+    return n / (time.perf_counter() - t0)
+
+
+def rate(model: TraceModel, n: int, chunk: int) -> float:
+    model.sample(1000, seed=1)  # compile
+    t0 = time.perf_counter()
+    got = 0
+    for tr in model.sample_iter(n, seed=0, chunk_samples=chunk):
+        got += tr.n_accesses
+    return got / (time.perf_counter() - t0)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=10_000_000, help="accesses to sample for the rate")
+    ap.add_argument("--chunk", type=int, default=1 << 20, help="samples per chunk")
+    ap.add_argument("--stream", type=int, default=0, help="also stream this many accesses to disk")
+    args = ap.parse_args(argv)
+
+    name, real = real_trace()
+    t0 = time.perf_counter()
+    model = TraceModel().fit(real)
+    t_fit = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    TraceModel(calibrate=0).fit(real)
+    t_fit0 = time.perf_counter() - t0
+    from tracegen.locality import stack_distances
+
+    t0 = time.perf_counter()
+    sd = stack_distances(real.tables[0].values)
+    t_sd = time.perf_counter() - t0
+    print(
+        f"fit on {name} ({real.n_accesses} accesses): {t_fit:.2f} s with mode selection + calibration, "
+        f"{t_fit0:.2f} s without; the locality engine's stack_distances alone: {t_sd:.2f} s"
+    )
+    node = model.model_["tables"][0]["ids"]
+    print(f"chosen mode: {'coupled' if node['coupling'] else 'uncoupled'}; {len(node['classes'])} classes")
+
+    rng = np.random.default_rng(0)
+    t0 = time.perf_counter()
+    for _ in range(max(1, args.n // (1 << 22))):
+        rng.integers(0, real.tables[0].cardinality, 1 << 22)
+    floor = max(1, args.n // (1 << 22)) * (1 << 22) / (time.perf_counter() - t0)
+    vals, cnts = np.unique(np.minimum(sd, 100_000), return_counts=True)
+    ref = reference_iid_sd(20_000, vals, cnts / cnts.sum())
+    print(
+        f"baselines: numpy uniform ids {floor / 1e6:.1f} M/s; "
+        f"DLRM reference i.i.d.-SD list LRU {ref / 1e3:.1f} k/s"
+    )
+    for coupling in (False, True):
+        m = TraceModel.from_spec(
+            {
+                **model.model_,
+                "tables": [{**t, "ids": {**t["ids"], "coupling": coupling}} for t in model.model_["tables"]],
+            }
+        )
+        r = rate(m, args.n, args.chunk)
+        print(
+            f"sample ({'coupled' if coupling else 'uncoupled'}): {r / 1e6:.2f} M accesses/s "
+            f"({r / ref:.0f}x the reference, {r / floor:.2f}x numpy uniform)"
+        )
+
+    if args.stream:
+        with tempfile.TemporaryDirectory() as d:
+            out = os.path.join(d, "big.npz")
+            t0 = time.perf_counter()
+            model.sample_to(out, args.stream, seed=0, fmt="npz", chunk_samples=args.chunk)
+            dt = time.perf_counter() - t0
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            print(
+                f"streamed {args.stream} accesses to npz in {dt:.1f} s ({args.stream / dt / 1e6:.2f} M/s), "
+                f"file {os.path.getsize(out) / 2**20:.0f} MiB, peak RSS {peak:.0f} MiB"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

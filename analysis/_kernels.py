@@ -1,7 +1,8 @@
 """Compiled numba kernels for :mod:`analysis` (private).
 
 Kernels take contiguous int64 arrays and return arrays; they never validate or print. Each has a slow
-twin in ``tests/naive.py`` (``distinct_per_group``).
+twin in ``tests/naive.py``: ``distinct_per_group`` and, for ``_weighted_depths``, ``lru_size_miss_ratio``
+(an LRU cache of byte capacity simulated object by object).
 """
 
 from __future__ import annotations

@@ -187,25 +187,27 @@ def uniform_like(trace: Trace, seed: int = 0) -> Trace:
     return Trace(tables, dense=trace.dense, labels=trace.labels)
 
 
-def measure_embedding_bag(trace: Trace, dim: int = 64, batch_size: int = 2048, device: str | None = None,
+def measure_embedding_bag(trace: Trace, dim: int | Sequence[int] = 64, batch_size: int = 2048,
+                          device: str | None = None,
                           optimizer: str = "sgd", max_batches: int = 8, max_rows: int = 1 << 17,
                           warmup: int = 2, seed: int = 0, max_seconds: float | None = None,
                           min_seconds: float = 0.2) -> dict:
     """Time ``nn.EmbeddingBag`` forward + backward + optimizer step over the first batches of ``trace``.
 
-    All tables live in one ``EmbeddingBag`` (table ``j``'s rows after those of the tables before it) and each
-    batch is one call over its ``T * B`` bags, table-major, the layout of FBGEMM's table-batched embedding:
-    per-call overhead then does not swamp the memory traffic. Returns seconds per batch, the modelled bytes
-    per batch of the same batches and their ratio (achieved bytes/s). ``warmup`` batches run first and are
-    not timed. The next (up to) ``max_batches`` batches are timed, cycling through them again until
-    ``min_seconds`` have passed (short batches are otherwise lost in timer noise); timing stops early once
-    ``max_seconds`` have passed (at least one batch is timed).
+    All tables of one ``D`` live in one ``EmbeddingBag`` (table ``j``'s rows after those of the tables
+    before it) and each batch is one call per distinct ``D`` over its ``T * B`` bags, table-major, the
+    layout of FBGEMM's table-batched embedding: per-call overhead then does not swamp the memory traffic.
+    Returns seconds per batch, the modelled bytes per batch of the same batches and their ratio (achieved
+    bytes/s). ``warmup`` batches run first and are not timed. The next (up to) ``max_batches`` batches are
+    timed, cycling through them again until ``min_seconds`` have passed (short batches are otherwise lost
+    in timer noise); timing stops early once ``max_seconds`` have passed (at least one batch is timed).
     """
     import torch
 
     if optimizer not in ("sgd", "adagrad"):
         raise TracegenError(f"measured optimizer must be sgd or adagrad, got {optimizer!r}")
     device = device or default_device()
+    dims = dims_for(trace, dim)
     torch.manual_seed(seed)
     b = trace.n_samples
     n_batches = min(max(-(-b // batch_size), 1), int(max_batches) + int(warmup))
@@ -214,24 +216,33 @@ def measure_embedding_bag(trace: Trace, dim: int = 64, batch_size: int = 2048, d
     # the ids the measurement really uses: tables above max_rows hashed to max_rows rows
     sub = Trace([Table(t.name, n, np.asarray(t.values, np.int64) % n, np.asarray(t.offsets, np.int64))
                  for t, n in zip(sub.tables, rows)])
-    base = np.concatenate([[0], np.cumsum(rows)])
-    # constant weights (values do not matter for bandwidth); torch.full touches every page up front
-    w = torch.full((int(base[-1]), dim), 0.01, dtype=torch.float32, device=device)
-    bag = torch.nn.EmbeddingBag.from_pretrained(w, freeze=False, mode="sum", sparse=True)
-    opt = torch.optim.SGD(bag.parameters(), lr=0.01) if optimizer == "sgd" else \
-        torch.optim.Adagrad(bag.parameters(), lr=0.01)
+    groups = {d: [j for j in range(len(dims)) if dims[j] == d] for d in sorted(set(dims))}
+    bags = []
+    for d, tabs in groups.items():
+        # constant weights (values do not matter for bandwidth); torch.full touches every page up front
+        w = torch.full((sum(rows[j] for j in tabs), d), 0.01, dtype=torch.float32, device=device)
+        bags.append(torch.nn.EmbeddingBag.from_pretrained(w, freeze=False, mode="sum", sparse=True))
+    params = [p for bag in bags for p in bag.parameters()]
+    opt = torch.optim.SGD(params, lr=0.01) if optimizer == "sgd" else torch.optim.Adagrad(params, lr=0.01)
     batches = []
     for i in range(n_batches):
         s = sub.slice(i * batch_size, (i + 1) * batch_size)
-        ids = np.concatenate([np.asarray(t.values, np.int64) + base[j] for j, t in enumerate(s.tables)])
-        starts = np.concatenate([[0], np.cumsum([t.n_accesses for t in s.tables])[:-1]])
-        off = np.concatenate([np.asarray(t.offsets[:-1], np.int64) + starts[j]
-                              for j, t in enumerate(s.tables)])
-        batches.append((torch.from_numpy(ids).to(device), torch.from_numpy(off).to(device)))
+        per_group = []
+        for tabs in groups.values():
+            base = np.concatenate([[0], np.cumsum([rows[j] for j in tabs])])
+            ts = [s.tables[j] for j in tabs]
+            ids = np.concatenate([np.asarray(t.values, np.int64) + base[k] for k, t in enumerate(ts)])
+            starts = np.concatenate([[0], np.cumsum([t.n_accesses for t in ts])[:-1]])
+            off = np.concatenate([np.asarray(t.offsets[:-1], np.int64) + starts[k] for k, t in enumerate(ts)])
+            per_group.append((torch.from_numpy(ids).to(device), torch.from_numpy(off).to(device)))
+        batches.append(per_group)
 
     def step(batch):
         opt.zero_grad(set_to_none=True)
-        bag(*batch).sum().backward()  # (T * B, D) pooled bags
+        loss = 0.0
+        for bag, (ids, off) in zip(bags, batch):
+            loss = loss + bag(ids, off).sum()  # (T_d * B, D) pooled bags
+        loss.backward()
         opt.step()
 
     first = min(int(warmup), len(batches) - 1)
@@ -254,13 +265,14 @@ def measure_embedding_bag(trace: Trace, dim: int = 64, batch_size: int = 2048, d
     _sync(device)
     seconds = (time.perf_counter() - t0) / done
     timed_trace = sub.slice(first * batch_size, (first + min(done, len(pool))) * batch_size)
-    model = model_traffic(timed_trace, dim, batch_size, "fp32", optimizer, training=True)
+    model = model_traffic(timed_trace, dims, batch_size, "fp32", optimizer, training=True)
     return {"device": device, "optimizer": optimizer, "batch_size": int(batch_size), "batches": done,
             "seconds_per_batch": seconds, "bytes_per_batch": model.total["total"],
             "achieved_bytes_per_s": model.total["total"] / seconds, "samples_per_s": batch_size / seconds}
 
 
-def measure(traces: dict[str, Trace], dim: int = 64, batch_size: int = 2048, device: str | None = None,
+def measure(traces: dict[str, Trace], dim: int | Sequence[int] = 64, batch_size: int = 2048,
+            device: str | None = None,
             optimizer: str = "sgd", max_batches: int = 8, copy_bytes: int = 1 << 28,
             max_seconds: float | None = 2.0, threads: int | None = 1) -> dict:
     """Measured embedding-bag bandwidth for each named trace and the copy bandwidth; fraction of peak each.

@@ -10,7 +10,8 @@ serving every table.
 Units: a cache of ``C`` rows holds ``C * row_bytes`` bytes, and, counting **64-byte cache lines**, a row of
 ``D`` fp32 values spans ``ceil(4 * D / 64)`` lines (rows are line-aligned), so ``C`` rows are
 ``C * ceil(row_bytes / 64)`` lines. Miss ratios are the same in every unit; only the cache-size axis scales.
-(The shared cache assumes one ``D`` for all tables.)
+When the tables' ``D`` differ, the shared cache is measured exactly in bytes and lines by LRU depths
+weighted by row size (:class:`SizedStreamLocality`).
 
 **SHARDS sampling** (Waldspurger et al., FAST 2015, fixed rate with the SHARDS_adj correction, from
 :func:`tracegen.locality.shards_histogram`): above :data:`SHARDS_THRESHOLD` accesses a stream is sampled
@@ -348,8 +349,9 @@ def trace_locality(trace: Trace, dim: int | Sequence[int] = 64, dtype: str = "fp
     del ids
     out = TraceLocality(streams, shared, dims, dtype)
     if not out.uniform:
-        out.shared_bytes = shared_sized_locality(trace, dims, dtype, "bytes", batch_size, sample_rate, threshold)
-        out.shared_lines = shared_sized_locality(trace, dims, dtype, "lines", batch_size, sample_rate, threshold)
+        kw = dict(batch_size=batch_size, sample_rate=sample_rate, threshold=threshold)
+        out.shared_bytes = shared_sized_locality(trace, dims, dtype, "bytes", **kw)
+        out.shared_lines = shared_sized_locality(trace, dims, dtype, "lines", **kw)
     return out
 
 

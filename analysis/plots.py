@@ -31,35 +31,35 @@ def _save(fig, path: Path) -> str:
     return os.fspath(path)
 
 
-def mrc(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray]], row_bytes: int, lines_per_row: int,
+def mrc(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray]], lines_per_byte: float | None,
         table_curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] | None = None,
         title: str = "") -> str:
     """Miss-ratio curves: shared cache (x in MiB, top axis in 64-byte lines) and per table (rows).
 
-    ``curves`` maps a trace label to ``(sizes in rows, miss ratio)``; ``table_curves`` maps a table name to
-    such a dict. Traces differ by line style (solid, dashed, ...), tables by colour.
+    ``curves`` maps a trace label to ``(sizes in bytes, miss ratio)`` of the shared cache (with
+    ``lines_per_byte`` the top axis shows 64-byte lines); ``table_curves`` maps a table name to such a dict
+    in rows. Traces differ by line style (solid, dashed, ...), tables by colour.
     """
     plt = _pyplot()
     n = 2 if table_curves else 1
     fig, axes = plt.subplots(1, n, figsize=(6.5 * n, 4.5), squeeze=False, layout="constrained")
     ax = axes[0, 0]
     for i, (label, (sizes, mr)) in enumerate(curves.items()):
-        ax.plot(np.asarray(sizes) * row_bytes / MiB, mr, linestyle=_STYLES[i % len(_STYLES)], label=label)
+        ax.plot(np.asarray(sizes) / MiB, mr, linestyle=_STYLES[i % len(_STYLES)], label=label)
     ax.set_xscale("log")
-    ax.set_xlabel(f"LRU cache size (MiB; {row_bytes} B per row)")
+    ax.set_xlabel("LRU cache size (MiB of whole rows)")
     ax.set_ylabel("miss ratio (fraction of accesses)")
     ax.set_ylim(0, 1.02)
     ax.set_title("One cache shared by all tables")
-    per_line = 64.0 * lines_per_row / row_bytes  # lines per byte of cached rows
+    if lines_per_byte:
+        def to_lines(x):
+            return np.asarray(x) * MiB * lines_per_byte
 
-    def to_lines(x):
-        return np.asarray(x) * MiB * per_line
+        def to_mib(x):
+            return np.asarray(x) / lines_per_byte / MiB
 
-    def to_mib(x):
-        return np.asarray(x) / per_line / MiB
-
-    top = ax.secondary_xaxis("top", functions=(to_lines, to_mib))
-    top.set_xlabel(f"cache size (64-byte lines; {lines_per_row} per row)")
+        top = ax.secondary_xaxis("top", functions=(to_lines, to_mib))
+        top.set_xlabel("cache size (64-byte lines; rows start on a line)")
     ax.legend()
     ax.grid(True, which="major", alpha=0.3)
     if table_curves:
@@ -116,7 +116,7 @@ def rank_frequency(path: Path, counts: dict[str, np.ndarray], title: str = "") -
     return _save(fig, path)
 
 
-def footprint_over_time(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray]], row_bytes: int,
+def footprint_over_time(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray]], row_bytes: int | None,
                         title: str = "") -> str:
     """Distinct rows touched (and their bytes, right axis) against accesses so far."""
     plt = _pyplot()
@@ -125,9 +125,10 @@ def footprint_over_time(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarr
         ax.plot(n, distinct, linestyle=_STYLES[i % len(_STYLES)], label=label)
     ax.set_xlabel("accesses so far (count)")
     ax.set_ylabel("distinct rows touched (rows)")
-    right = ax.secondary_yaxis("right", functions=(lambda r: np.asarray(r) * row_bytes / MiB,
-                                                   lambda m: np.asarray(m) * MiB / row_bytes))
-    right.set_ylabel(f"footprint (MiB at {row_bytes} B per row)")
+    if row_bytes:
+        right = ax.secondary_yaxis("right", functions=(lambda r: np.asarray(r) * row_bytes / MiB,
+                                                       lambda m: np.asarray(m) * MiB / row_bytes))
+        right.set_ylabel(f"footprint (MiB at {row_bytes} B per row)")
     ax.set_title(title or "Footprint over time (all tables)")
     ax.legend()
     ax.grid(True, alpha=0.3)

@@ -80,48 +80,68 @@ def _mrc_json(s: loc.StreamLocality, dim: int, dtype: str, max_rows: int, points
             "miss_ratio": s.miss_ratio(sizes).tolist()}
 
 
+def _shared_mrc_json(tl: loc.TraceLocality, max_rows: int, points: int = 24) -> dict:
+    """The shared cache's MRC: in rows (and bytes and lines by the row size) with one D; with mixed D the
+    row curve counts rows whatever their size and ``mrc_bytes``/``mrc_lines`` are the exact sized curves."""
+    if tl.uniform:
+        return {"mrc": _mrc_json(tl.shared, tl.dim, tl.dtype, max_rows, points)}
+    sizes = loc.cache_sizes(max_rows, points)
+    out = {"mrc": {"sizes_rows": sizes.tolist(), "miss_ratio": tl.shared.miss_ratio(sizes).tolist()}}
+    for unit, sized in (("bytes", tl.shared_bytes), ("lines", tl.shared_lines)):
+        top = float(sized.depths[-1]) if sized.depths.size else 1.0
+        cs = np.unique(np.geomspace(1, max(top, 1.0) + 1, points).round().astype(np.int64))
+        out[f"mrc_{unit}"] = {"sizes": cs.tolist(), "miss_ratio": tl.shared_miss_ratio(cs, unit).tolist()}
+    return out
+
+
 def _all_counts(trace: Trace) -> np.ndarray:
     return np.concatenate([fp.access_counts(t.values, t.cardinality) for t in trace.tables])
 
 
-def _analyse(trace: Trace, *, dim: int, dtype: str, batch_size: int, sample_rate, threshold: int,
-             cache_rows: Sequence[int], budget: int, samples_per_second: float,
+def _analyse(trace: Trace, *, dims: list[int], dtype: str, batch_size: int, sample_rate, threshold: int,
+             cache_bytes: Sequence[int], budget: int, samples_per_second: float,
              progress) -> tuple[dict, dict]:
     """Numbers of one trace (for JSON) and the arrays the figures need."""
-    foot = fp.footprint(trace, dim, batch_size)
-    tl = loc.trace_locality(trace, dim, dtype, sample_rate, threshold, batch_size, progress=progress)
+    foot = fp.footprint(trace, dims, batch_size)
+    tl = loc.trace_locality(trace, dims, dtype, sample_rate, threshold, batch_size, progress=progress)
     max_rows = max(tl.shared.distinct, 1) + 1
-    traffic = {o: bw.model_traffic(trace, dim, batch_size, dtype, o) for o in bw.OPTIMIZERS}
-    infer = bw.model_traffic(trace, dim, batch_size, dtype, "sgd", training=False)
+    traffic = {o: bw.model_traffic(trace, dims, batch_size, dtype, o) for o in bw.OPTIMIZERS}
+    infer = bw.model_traffic(trace, dims, batch_size, dtype, "sgd", training=False)
     after = []
-    for c in cache_rows:
-        mr = float(tl.shared.miss_ratio([c])[0])
+    for c in cache_bytes:
+        mr = float(tl.shared_miss_ratio([c], "bytes")[0])
+        if tl.uniform:
+            rows = c // tl.row_bytes
+            lines, mr_lines = rows * tl.lines_per_row, mr
+        else:
+            rows, lines = None, c // loc.LINE_BYTES
+            mr_lines = float(tl.shared_miss_ratio([lines], "lines")[0])
         left = bw.traffic_after_cache(traffic["sgd"].total, mr)
-        after.append({"cache_rows": int(c), "cache_bytes": int(c) * tl.row_bytes,
-                      "cache_lines": int(c) * tl.lines_per_row, "miss_ratio": mr,
-                      "sgd_bytes_per_batch": left["total"],
+        after.append({"cache_rows": rows, "cache_bytes": int(c), "cache_lines": int(lines), "miss_ratio": mr,
+                      "miss_ratio_lines": mr_lines, "sgd_bytes_per_batch": left["total"],
                       "sgd_bytes_per_s_needed": bw.required_bandwidth(left["total"], batch_size,
                                                                       samples_per_second)})
     data = {
         "samples": trace.n_samples, "tables": trace.n_tables, "accesses": trace.n_accesses,
         "footprint": foot.to_dict(),
-        "locality": {"row_bytes": tl.row_bytes, "lines_per_row": tl.lines_per_row,
-                     "shared": {**tl.shared.summary(), "mrc": _mrc_json(tl.shared, dim, dtype, max_rows)},
-                     "tables": [{**s.summary(), "mrc": _mrc_json(s, dim, dtype, max(s.distinct, 1) + 1)}
-                                for s in tl.tables]},
+        "locality": {"row_bytes": [tl.table_row_bytes(j) for j in range(len(dims))],
+                     "lines_per_row": [tl.table_lines_per_row(j) for j in range(len(dims))],
+                     "shared": {**tl.shared.summary(), **_shared_mrc_json(tl, max_rows)},
+                     "tables": [{**s.summary(), "mrc": _mrc_json(s, d, dtype, max(s.distinct, 1) + 1)}
+                                for s, d in zip(tl.tables, dims)]},
         "traffic": {o: t.to_dict() for o, t in traffic.items()},
         "inference_traffic": infer.to_dict(),
         "required_bytes_per_s": {o: bw.required_bandwidth(t.total["total"], batch_size, samples_per_second)
                                  for o, t in traffic.items()},
         "after_cache": after,
-        "placement": {g: fp.place(trace, budget, dim, dtype, g).to_dict() for g in ("rows", "tables")},
+        "placement": {g: fp.place(trace, budget, dims, dtype, g).to_dict() for g in ("rows", "tables")},
     }
     arrays = {"locality": tl, "counts": _all_counts(trace), "traffic": traffic, "after": after}
     return data, arrays
 
 
 def write_report(trace: Trace, out_dir: str | os.PathLike, vs: Trace | None = None, *,
-                 labels: Sequence[str] | None = None, dim: int = 64, dtype: str = "fp32",
+                 labels: Sequence[str] | None = None, dim: int | Sequence[int] = 64, dtype: str = "fp32",
                  batch_size: int = 2048, sample_rate: float | None = None,
                  threshold: int = loc.SHARDS_THRESHOLD, budget_bytes: int | None = None,
                  samples_per_second: float = 1e6, measure: bool = True, measure_batches: int = 8,
@@ -133,6 +153,7 @@ def write_report(trace: Trace, out_dir: str | os.PathLike, vs: Trace | None = No
     """Analyse ``trace`` (and ``vs``) and write the report files into ``out_dir``; return the summary dict.
 
     ``labels`` name the traces (default ``("real", "synthetic")`` with ``vs``, else ``("trace",)``).
+    ``dim`` is one embedding dim for all tables or one per table (``vs`` must have as many tables then).
     ``budget_bytes`` is the placement budget (default: 10% of the first trace's touched rows, in ``dtype``).
     ``sample_rate`` forces SHARDS at that rate on every stream (``None``: automatic above ``threshold``).
     ``measure`` times torch embedding bags (real, ``vs`` and uniform ids) and the copy bandwidth, on CPU with
@@ -148,7 +169,10 @@ def write_report(trace: Trace, out_dir: str | os.PathLike, vs: Trace | None = No
         raise TracegenError(f"need {len(traces)} distinct labels, got {labels}")
     for i, t in enumerate(traces):
         t.validate(None if sources is None else sources[i])
-    fp.row_bytes(dim, dtype)
+    dims = fp.dims_for(trace, dim)
+    if vs is not None:
+        fp.dims_for(vs, dim)
+    fp.row_bytes(dims[0], dtype)
     if int(batch_size) <= 0:
         raise TracegenError(f"batch size must be positive, got {batch_size}")
     if sample_rate is not None and not 0 < float(sample_rate) <= 1:
@@ -156,15 +180,20 @@ def write_report(trace: Trace, out_dir: str | os.PathLike, vs: Trace | None = No
     d = _prepare_dir(out_dir, force)
 
     steps = bar(total=len(traces) + 3, desc="report", unit="step", enabled=progress)
-    touched = sum(int(np.count_nonzero(np.bincount(fp._keys(t.values, t.cardinality)[0])))
-                  for t in trace.tables)
-    cache_rows = sorted({max(int(round(f * touched)), 1) for f in CACHE_FRACTIONS})
-    budget = int(budget_bytes) if budget_bytes is not None else int(0.1 * touched * fp.row_bytes(dim, dtype))
+    touched = [int(fp.access_counts(t.values, t.cardinality).size) for t in trace.tables]
+    touched_bytes = sum(n * fp.row_bytes(dd, dtype) for n, dd in zip(touched, dims))
+    if len(set(dims)) == 1:  # caches of whole rows: shares of the touched rows
+        rb = fp.row_bytes(dims[0], dtype)
+        cache_bytes = sorted({max(int(round(f * sum(touched))), 1) * rb for f in CACHE_FRACTIONS})
+    else:
+        cache_bytes = sorted({max(int(round(f * touched_bytes)), 1) for f in CACHE_FRACTIONS})
+    budget = int(budget_bytes) if budget_bytes is not None else int(0.1 * touched_bytes)
     per, arrays = {}, {}
     for lab, t in zip(labels, traces):
         steps.set_description(f"report: {lab}")
-        per[lab], arrays[lab] = _analyse(t, dim=dim, dtype=dtype, batch_size=int(batch_size),
-                                         sample_rate=sample_rate, threshold=threshold, cache_rows=cache_rows,
+        per[lab], arrays[lab] = _analyse(t, dims=dims, dtype=dtype, batch_size=int(batch_size),
+                                         sample_rate=sample_rate, threshold=threshold,
+                                         cache_bytes=cache_bytes,
                                          budget=budget, samples_per_second=samples_per_second,
                                          progress=progress)
         steps.update()
@@ -176,7 +205,7 @@ def write_report(trace: Trace, out_dir: str | os.PathLike, vs: Trace | None = No
         steps.set_description("report: measuring bandwidth")
         named = dict(zip(labels, traces))
         named["uniform"] = bw.uniform_like(trace, seed)
-        measured = bw.measure(named, dim, int(batch_size), device, "sgd", measure_batches, copy_bytes,
+        measured = bw.measure(named, dims, int(batch_size), device, "sgd", measure_batches, copy_bytes,
                               threads=threads)
     steps.update()
 
@@ -186,10 +215,9 @@ def write_report(trace: Trace, out_dir: str | os.PathLike, vs: Trace | None = No
     summary = {
         "tracegen_version": __version__, "title": title, "labels": labels,
         "sources": list(sources) if sources else None,
-        "settings": {"dim": int(dim), "dtype": dtype, "row_bytes": fp.row_bytes(dim, dtype),
-                     "lines_per_row": loc.lines_per_row(dim, dtype), "batch_size": int(batch_size),
+        "settings": {**_dim_settings(dims, dtype), "dtype": dtype, "batch_size": int(batch_size),
                      "samples_per_second": float(samples_per_second), "budget_bytes": budget,
-                     "cache_rows": cache_rows, "shards_threshold": int(threshold),
+                     "cache_bytes": cache_bytes, "shards_threshold": int(threshold),
                      "sample_rate": None if sample_rate is None else float(sample_rate)},
         "sampling": {"used": any(sampling.values()), "rates": sampling,
                      "note": _sampling_note(sampling, threshold)},
@@ -198,7 +226,7 @@ def write_report(trace: Trace, out_dir: str | os.PathLike, vs: Trace | None = No
     }
 
     steps.set_description("report: figures")
-    figs = _figures(d, summary, arrays, labels, dim, dtype, plots)
+    figs = _figures(d, summary, arrays, labels, dims, dtype, plots)
     steps.update()
     steps.set_description("report: writing")
     with atomic_output(os.path.join(d, "summary.json"), force=True) as tmp:
@@ -211,6 +239,19 @@ def write_report(trace: Trace, out_dir: str | os.PathLike, vs: Trace | None = No
     steps.close()
     summary["out_dir"] = d
     return summary
+
+
+def _dim_settings(dims: list[int], dtype: str) -> dict:
+    """``dim``, ``row_bytes``, ``lines_per_row``: numbers with one D, per-table lists otherwise."""
+    if len(set(dims)) == 1:
+        return {"dim": dims[0], "row_bytes": fp.row_bytes(dims[0], dtype),
+                "lines_per_row": loc.lines_per_row(dims[0], dtype)}
+    return {"dim": dims, "row_bytes": [fp.row_bytes(x, dtype) for x in dims],
+            "lines_per_row": [loc.lines_per_row(x, dtype) for x in dims]}
+
+
+def _dim_text(dims: list[int]) -> str:
+    return f"D={dims[0]}" if len(set(dims)) == 1 else f"D={min(dims)}..{max(dims)} per table"
 
 
 def _sampling_note(sampling: dict, threshold: int) -> str:
@@ -226,11 +267,23 @@ def _sampling_note(sampling: dict, threshold: int) -> str:
             + "; ".join(parts) + ".")
 
 
-def _figures(d: str, summary: dict, arrays: dict, labels: list[str], dim: int, dtype: str, plots) -> dict:
-    rb, lpr = fp.row_bytes(dim, dtype), loc.lines_per_row(dim, dtype)
+def _figures(d: str, summary: dict, arrays: dict, labels: list[str], dims: list[int], dtype: str,
+             plots) -> dict:
     first = arrays[labels[0]]["locality"]
     max_rows = max(a["locality"].shared.distinct for a in arrays.values()) + 1
-    shared = {lab: loc.mrc_points(arrays[lab]["locality"].shared, max_rows) for lab in labels}
+    if first.uniform:  # x in bytes = rows * row bytes; the top axis in lines
+        rb, lpr = first.row_bytes, first.lines_per_row
+        shared = {}
+        for lab in labels:
+            sizes, mr = loc.mrc_points(arrays[lab]["locality"].shared, max_rows)
+            shared[lab] = (sizes * rb, mr)
+        lines_per_byte = lpr / rb
+    else:  # exact sized curves; no single bytes-to-lines factor
+        rb, lines_per_byte = None, None
+        top_b = max(float(a["locality"].shared_bytes.depths[-1]) if a["locality"].shared_bytes.depths.size
+                    else 1.0 for a in arrays.values())
+        sizes = np.unique(np.geomspace(min(fp.row_bytes(x, dtype) for x in dims), top_b + 1, 64).round())
+        shared = {lab: (sizes, arrays[lab]["locality"].shared_miss_ratio(sizes, "bytes")) for lab in labels}
     top = sorted(range(len(first.tables)), key=lambda j: -first.tables[j].n_accesses)[:4]
     table_curves = {}
     for j in top:
@@ -241,8 +294,8 @@ def _figures(d: str, summary: dict, arrays: dict, labels: list[str], dim: int, d
             if name in by_name:
                 table_curves[name][lab] = loc.mrc_points(by_name[name])
     out = {}
-    out["mrc.png"] = plots.mrc(os.path.join(d, "mrc.png"), shared, rb, lpr, table_curves,
-                               title=f"LRU miss-ratio curves (D={dim} {dtype})")
+    out["mrc.png"] = plots.mrc(os.path.join(d, "mrc.png"), shared, lines_per_byte, table_curves,
+                               title=f"LRU miss-ratio curves ({_dim_text(dims)}, {dtype})")
     out["sd_cdf.png"] = plots.sd_cdf(os.path.join(d, "sd_cdf.png"),
                                      {lab: loc.sd_cdf_points(arrays[lab]["locality"].shared)
                                       for lab in labels},
@@ -279,7 +332,7 @@ def _figures(d: str, summary: dict, arrays: dict, labels: list[str], dim: int, d
         copy_gbs = summary["measured"]["copy_bytes_per_s"] / 1e9
     out["bandwidth.png"] = plots.bandwidth_bars(
         os.path.join(d, "bandwidth.png"), modelled, measured, copy_gbs,
-        title=f"Embedding traffic, batch {summary['settings']['batch_size']}, D={dim}")
+        title=f"Embedding traffic, batch {summary['settings']['batch_size']}, {_dim_text(dims)}")
     return out
 
 
@@ -356,15 +409,23 @@ def _table(header: Sequence[str], rows: Sequence[Sequence]) -> str:
     return f"<table><tr>{h}</tr>{body}</table>"
 
 
+def _dims_html(s: dict) -> str:
+    if isinstance(s["dim"], int):
+        return (f"embedding dim {s['dim']} ({s['dtype']}, {s['row_bytes']} bytes and {s['lines_per_row']} "
+                "64-byte lines per row)")
+    return (f"embedding dims per table {min(s['dim'])}..{max(s['dim'])} ({s['dtype']}, "
+            f"{min(s['row_bytes'])}..{max(s['row_bytes'])} bytes per row; the shared cache is measured "
+            "exactly in bytes and lines)")
+
+
 def _html(summary: dict, figs: dict) -> str:
     s = summary["settings"]
     dt = s["dtype"]
     parts = ["<!DOCTYPE html><html><head><meta charset='utf-8'>"
              f"<title>{html.escape(summary['title'])}</title>"
              f"<style>{_CSS}</style></head><body><h1>{html.escape(summary['title'])}</h1>",
-             f"<p>tracegen {html.escape(summary['tracegen_version'])}; embedding dim {s['dim']} ({dt}, "
-             f"{s['row_bytes']} bytes and {s['lines_per_row']} 64-byte lines per row); "
-             f"batch {s['batch_size']}."
+             f"<p>tracegen {html.escape(summary['tracegen_version'])}; " + _dims_html(s)
+             + f"; batch {s['batch_size']}."
              + (f" Sources: {html.escape(', '.join(summary['sources']))}." if summary.get("sources") else "")
              + "</p>",
              f"<p class='note'>{html.escape(summary['sampling']['note'])}</p>",
@@ -394,7 +455,8 @@ def _html(summary: dict, figs: dict) -> str:
         parts.append(f"<h3>Shared cache ({html.escape(lab)})</h3>" + _table(
             ["cache rows", "cache bytes", "64-byte lines", "miss ratio", "SGD bytes / batch after cache",
              "GB/s needed"],
-            [[f"{a['cache_rows']:,}", _size(a["cache_bytes"]), f"{a['cache_lines']:,}",
+            [[f"{a['cache_rows']:,}" if a["cache_rows"] is not None else "-", _size(a["cache_bytes"]),
+              f"{a['cache_lines']:,}",
               f"{a['miss_ratio']:.4f}",
               _size(a["sgd_bytes_per_batch"]), f"{a['sgd_bytes_per_s_needed'] / 1e9:.3g}"]
              for a in t["after_cache"]]))

@@ -187,7 +187,8 @@ def class_stack_run(cls, cold, dd, gbin, upick, ucpl, ubud, max_ids, cls_cap, bu
             b = 1.0 - a
             x = (lo**b + u * (hi**b - lo**b)) ** (1.0 / b)
             x = min(max(x, lo), hi)
-        return max(int(math.floor(x * slack)), 1)
+        f = 1.0 + (slack - 1.0) * min(1.0, math.sqrt(20.0 / x))
+        return max(int(math.floor(x * f)), 1)
 
     n_cls = ptab.shape[1]
     q = np.zeros((ptab.shape[0], n_cls + 2))
@@ -286,7 +287,8 @@ def footprint(ids, points) -> np.ndarray:
 
 def distinct_per_window(ids, window: int) -> np.ndarray:
     ids = list(ids)
-    return np.array([len(set(ids[s:s + window])) for s in range(0, len(ids) - window + 1, window)], dtype=np.int64)
+    starts = range(0, len(ids) - window + 1, window)
+    return np.array([len(set(ids[s:s + window])) for s in starts], dtype=np.int64)
 
 
 def average_working_set(ids, window: int) -> float:

@@ -25,7 +25,8 @@ def test_stack_distances_small(ids, shift):
     np.testing.assert_array_equal(L.stack_distances(a), naive.stack_distances(a.tolist()))
 
 
-@pytest.mark.parametrize("n,u,sparse", [(3000, 40, False), (3000, 400, True), (5000, 2500, False), (4000, 4000, True)])
+@pytest.mark.parametrize("n,u,sparse", [(3000, 40, False), (3000, 400, True), (5000, 2500, False),
+                                        (4000, 4000, True)])
 def test_stack_distances_random(rng, n, u, sparse):
     ids = rng.integers(0, u, n)
     if sparse:
@@ -44,7 +45,8 @@ def test_stack_distances_many_compactions(rng, u):
 
 def test_stack_distances_growth_paths(rng):
     """Key store and tables grow mid-trace: a trace whose distinct ids keep arriving."""
-    ids = np.concatenate([rng.integers(0, 50, 2000), np.arange(5000) * 3 + 10**9, rng.integers(0, 3000, 3000)])
+    ids = np.concatenate([rng.integers(0, 50, 2000), np.arange(5000) * 3 + 10**9,
+                          rng.integers(0, 3000, 3000)])
     np.testing.assert_array_equal(L.stack_distances(ids), naive.stack_distances(ids.tolist()))
 
 
@@ -84,7 +86,8 @@ def test_mrc_properties(rng):
     _, far = L.miss_ratio_curve(counts, cold, [10**9])
     assert far[0] == cold / ids.size
     picks = [0, 1, 2, 7, 50, 299, 300, 301]
-    assert L.miss_ratio_curve(counts, cold, picks)[1].tolist() == [naive.lru_miss_ratio(ids, c) for c in picks]
+    want = [naive.lru_miss_ratio(ids, c) for c in picks]
+    assert L.miss_ratio_curve(counts, cold, picks)[1].tolist() == want
 
 
 def test_mrc_empty():
@@ -169,9 +172,10 @@ def test_read_locality_stats(tmp_path, shared_data):
 def test_read_locality_stats_synthetic(tmp_path):
     lines = ["set_a.pt", "Locality stats after processing 2 batches of size 8", "Avg # of indices: 16",
              "Avg # of unique cols: 10", "Avg col size: 1.6", "Histogram of col sizes:"]
-    lines += [f"({a}, {b}]: 0.{k:03d}" for k, (a, b) in enumerate(zip(L.REUSE_EDGES[:-1], L.REUSE_EDGES[1:]))]
-    lines += ["(32768+: 0.500", str(L.REUSE_EDGES), "['0.000']", "Ratio of index distribution at different sizes:"]
-    lines += [f"({a}, {b}]: 0.010" for a, b in zip(L.REUSE_EDGES[:-1], L.REUSE_EDGES[1:])] + ["(32768+: 0.840", ""]
+    pairs = list(zip(L.REUSE_EDGES[:-1], L.REUSE_EDGES[1:]))
+    lines += [f"({a}, {b}]: 0.{k:03d}" for k, (a, b) in enumerate(pairs)]
+    lines += ["(32768+: 0.500", str(L.REUSE_EDGES), "['0.000']", "Ratio of index distribution at sizes:"]
+    lines += [f"({a}, {b}]: 0.010" for a, b in pairs] + ["(32768+: 0.840", ""]
     p = tmp_path / "s.txt"
     p.write_text("\n".join(lines))
     s = L.read_locality_stats(p)["set_a.pt"]
@@ -186,7 +190,8 @@ def test_interleave_multi_hot(rng):
               for j in range(3)]
     tr = Trace(tables)
     ids, tix = L.interleave(tr)
-    want_ids, want_tix = naive.interleave([t.values for t in tables], [t.offsets for t in tables], [0, 10, 21])
+    want_ids, want_tix = naive.interleave([t.values for t in tables], [t.offsets for t in tables],
+                                          [0, 10, 21])
     np.testing.assert_array_equal(ids, want_ids)
     np.testing.assert_array_equal(tix, want_tix)
 
@@ -291,6 +296,8 @@ def test_streaming_equals_one_pass(rng):
     counts, cold = p.stack_distance_histogram()
     want_counts, want_cold = L.sd_histogram(L.stack_distances(ids))
     assert cold == want_cold and counts.tolist() == want_counts.tolist()
+    counts, cold = L.stack_distance_histogram(ids)
+    assert cold == want_cold and counts.tolist() == want_counts.tolist()
 
 
 # ---- profile --------------------------------------------------------------------------------------
@@ -343,7 +350,8 @@ def test_cachesim_policies(rng):
     ids = rng.integers(0, 300, 5000)
     counts, cold = L.sd_histogram(L.stack_distances(ids))
     sizes = [0, 5, 50, 150, 400]
-    np.testing.assert_allclose(cachesim.miss_ratios(ids, "LRU", sizes), L.miss_ratio_curve(counts, cold, sizes)[1])
+    lru = L.miss_ratio_curve(counts, cold, sizes)[1]
+    np.testing.assert_allclose(cachesim.miss_ratios(ids, "LRU", sizes), lru)
     fifo = cachesim.miss_ratios(ids, "fifo", sizes)
     assert fifo[0] == 1.0 and fifo[-1] == pytest.approx(cold / ids.size, abs=1e-12)
     assert np.isnan(cachesim.miss_ratios(ids, "s3fifo", [5])[0])

@@ -184,3 +184,30 @@ def test_report_on_real_criteo_sample(shared_data, tmp_path):
     touched = sum(len(set(t.values.tolist())) for t in tr.tables)
     assert real["footprint"]["total_rows_touched"] == touched
     assert real["locality"]["shared"]["distinct"] == touched  # tables never share a row
+
+
+def test_report_with_one_dim_per_table(tmp_path, rng):
+    from analysis import locality as loc
+    from tests import naive
+
+    tr = _trace(rng, n=300)
+    dims = [16, 32, 64, 8]
+    s = report.write_report(tr, tmp_path / "d", dim=dims, batch_size=50, measure=False, progress=False)
+    assert s["settings"]["dim"] == dims and s["settings"]["row_bytes"] == [64, 128, 256, 32]
+    shared = s["traces"]["trace"]["locality"]["shared"]
+    ids, tab = loc.interleave(tr, 50)
+    size_of = {int(i): [64, 128, 256, 32][int(j)] for i, j in zip(ids, tab)}
+    for c, mr in list(zip(shared["mrc_bytes"]["sizes"], shared["mrc_bytes"]["miss_ratio"]))[::6]:
+        assert mr == pytest.approx(naive.lru_size_miss_ratio(ids.tolist(), size_of, c))
+    after = s["traces"]["trace"]["after_cache"]
+    assert all(a["cache_rows"] is None for a in after)
+    with pytest.raises(TracegenError, match="3 embedding dims given for 4 tables"):
+        report.write_report(tr, tmp_path / "e", dim=[8, 8, 8], measure=False, progress=False)
+
+
+def test_cli_dim_list(tmp_path, trace_file, capsys):
+    out = tmp_path / "dl"
+    assert main(["report", str(trace_file), "-o", str(out), "--dim", "16,32,64,8", "--no-measure", "-q"]) == 0
+    assert json.loads((out / "summary.json").read_text())["settings"]["dim"] == [16, 32, 64, 8]
+    assert main(["report", str(trace_file), "-o", str(tmp_path / "x"), "--dim", "16,0", "-q"]) == 2
+    assert "positive" in capsys.readouterr().err

@@ -29,9 +29,12 @@ _GOLD = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
 
-# engine state vector (int64): number of keys, next compacted time, accesses seen, Fenwick size
-ST_U, ST_T, ST_N, ST_S = 0, 1, 2, 3
-ST_LEN = 4
+# engine state vector (int64): number of keys, next compacted time, accesses seen, Fenwick size, and a
+# sink for the prefetching loads (stored so the compiler keeps them)
+ST_U, ST_T, ST_N, ST_S, ST_SINK = 0, 1, 2, 3, 4
+ST_LEN = 5
+# how many accesses ahead the engine touches an id's state so it is in cache when its turn comes
+PREFETCH = 32
 
 
 # ---------------------------------------------------------------------------------------------
@@ -79,7 +82,7 @@ def _grow_table(tab):
 
 @njit(cache=True, inline="always")
 def _lookup(tab, x, u, shift, mask, direct):
-    """Dense key of ``x``, inserting it as key ``u`` if new; returns (key, is_new). Caller keeps load <= 1/2."""
+    """Dense key of ``x``, inserting it as key ``u`` if new; returns (key, is_new). Load stays <= 1/2."""
     if direct:
         k = tab[x]
         if k < 0:
@@ -340,7 +343,12 @@ def _engine_span(ids, i0, out, write_out, direct, st, tab, first, hist, bits, tr
     stop = min(n, i0 + (size - t), i0 + (fcap - u))
     if not direct:
         stop = min(stop, i0 + (cap // 2 - u))
+    sink = 0
     for i in range(i0, stop):
+        if direct and i + PREFETCH < stop:
+            # an independent early load of a later id's state: a software prefetch that the
+            # out-of-order core overlaps with this access's dependent chain of loads
+            sink += tab[2 * ids[i + PREFETCH]]
         x = ids[i]
         if direct:
             o = 2 * x
@@ -395,6 +403,7 @@ def _engine_span(ids, i0, out, write_out, direct, st, tab, first, hist, bits, tr
                 j += j & (-j)
     st[ST_U] = u
     st[ST_T] = t
+    st[ST_SINK] = sink
     return stop
 
 

@@ -262,7 +262,7 @@ def _live_select(tree, live0, k):
 
 @njit(cache=True)
 def _budget(u, lo, hi, a, slack):
-    """Access budget: ``floor(slack * x)`` with ``x`` from the density ~ ``x**-a`` on ``[lo, hi)``."""
+    """Access budget ``floor(x * (1 + (slack - 1) * min(1, sqrt(20 / x))))``, ``x ~ x**-a`` on ``[lo, hi)``."""
     if hi - lo <= 1.0:
         x = lo
     elif abs(a - 1.0) < 1e-9:
@@ -274,7 +274,9 @@ def _budget(u, lo, hi, a, slack):
             x = lo
         if x > hi:
             x = hi
-    r = np.int64(np.floor(x * slack))
+    # the relative slack shrinks for popular ids (a hot id over-served by 20% would skew popularity)
+    f = 1.0 + (slack - 1.0) * min(1.0, np.sqrt(20.0 / x))
+    r = np.int64(np.floor(x * f))
     if r < 1:
         r = 1
     return r
@@ -597,3 +599,25 @@ def _draw_sd(cls, u_bin, u_in, off, size, aprob, alias, lo, width, grid):
                 z = m
         gb[i] = a
     return dd, gb
+
+
+@njit(cache=True)
+def _cold_schedule(cls, q, acc):
+    """Cold (new-id) flags by a per-class running sum of cold probabilities (low-discrepancy).
+
+    ``acc[c]`` carries each class's fractional credit across calls (start it uniform in [0, 1)); an
+    access of class ``c`` with cold probability ``q[i]`` is cold when its class's credit crosses an
+    integer. New ids of a class then appear on schedule (a class of two hot ids gets both early when
+    its cold rate says so), not at Bernoulli-random times.
+    """
+    out = np.empty(cls.shape[0], np.bool_)
+    for i in range(cls.shape[0]):
+        c = cls[i]
+        a = acc[c] + q[i]
+        if a >= 1.0:
+            out[i] = True
+            a -= 1.0
+        else:
+            out[i] = False
+        acc[c] = a
+    return out

@@ -58,7 +58,7 @@ def available() -> bool:
 
 
 def policy_class(policy: str):
-    """The libcachesim cache class for a policy name (``lru``, ``fifo``, ``lfu``, ``arc``, ``s3fifo``, ...)."""
+    """The libcachesim cache class for a policy name (``lru``, ``fifo``, ``lfu``, ``arc``, ``s3fifo``...)."""
     lcs = _lcs()
     key = policy.lower().replace("-", "").replace("_", "")
     name = POLICIES.get(key, policy)
@@ -134,6 +134,6 @@ def miss_ratios(ids, policy: str, sizes: Sequence[int]) -> np.ndarray:
             try:
                 cache = cls(cache_size=int(c))
             except Exception as e:  # noqa: BLE001 - libcachesim raises plain exceptions on bad params
-                raise TracegenError(f"libcachesim could not build a {policy} cache of {c} rows: {e}") from None
+                raise TracegenError(f"libcachesim cannot build a {policy} cache of {c} rows: {e}") from None
             out[i] = float(cache.process_trace(reader)[0])
     return out

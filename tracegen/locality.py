@@ -37,13 +37,15 @@ import numpy as np
 from tracegen import _kernels
 from tracegen.errors import TracegenError
 
-#: bucket upper edges of the dlrm_datasets reuse-factor histograms: (0,1], (1,2], (2,4], ... (16384,32768], 32768+
+#: bucket edges of the dlrm_datasets reuse-factor histograms: (0,1], (1,2], (2,4], ..., (16384,32768], 32768+
 REUSE_EDGES = [0] + [2**i for i in range(16)]
 N_REUSE_BINS = len(REUSE_EDGES)  # 17 buckets; the last is (32768, inf)
 
 #: fractions used for the popularity summary (share of accesses to the top x of ids)
 TOP_FRACTIONS = (0.0001, 0.001, 0.01, 0.1, 0.2, 0.5)
 SD_PERCENTILES = (10, 25, 50, 75, 90, 95, 99)
+#: SHARDS rate used by :func:`profile` with ``exact=False`` and no ``sample_rate``
+DEFAULT_SAMPLE_RATE = 0.01
 #: cache sizes (rows) at which every profile reports the exact LRU hit ratio
 HIT_SIZES = (10, 100, 1_000, 10_000, 100_000, 1_000_000)
 
@@ -133,6 +135,13 @@ class _Engine:
         counts = counts[: nz[-1] + 1] if nz.size else counts[:0]
         return counts, u
 
+    def nbytes(self) -> int:
+        """Bytes held by the state (id table, per-key state, first positions, histogram, tree)."""
+        return sum(
+            int(a.nbytes)
+            for a in (self.st, self.idtab, self.tab, self.first, self.hist, self.bits, self.tree)
+        )
+
     def key_counts(self) -> np.ndarray:
         """Accesses per distinct id, in order of first appearance."""
         return self.tab[1: 2 * self.n_keys: 2].copy()
@@ -145,7 +154,18 @@ class _Engine:
 def stack_distances(ids) -> np.ndarray:
     """Exact LRU stack distance of every access (``-1`` cold), int64, in O(N log U) time, O(U) memory."""
     a = _as_ids(ids)
-    return _Engine(_direct_size(a), key_hint=min(a.size, 1 << 20)).run(a, True)
+    return _Engine(_direct_size(a), key_hint=min(a.size, 1 << 16)).run(a, True)
+
+
+def stack_distance_histogram(ids) -> tuple[np.ndarray, int]:
+    """``(counts, cold)`` of the exact stack distances without the per-access array (O(U) memory).
+
+    Equal to ``sd_histogram(stack_distances(ids))``, faster; feed it to :func:`miss_ratio_curve`.
+    """
+    a = _as_ids(ids)
+    eng = _Engine(_direct_size(a), key_hint=min(a.size, 1 << 16))
+    eng.run(a, False)
+    return eng.histogram()
 
 
 def reuse_times(ids) -> np.ndarray:
@@ -609,6 +629,10 @@ class StreamingProfiler:
         """``(counts, cold)`` so far."""
         return self._eng.histogram()
 
+    def state_bytes(self) -> int:
+        """Memory held between chunks (O(distinct ids))."""
+        return self._eng.nbytes()
+
     def result(self) -> dict:
         counts, cold = self._eng.histogram()
         return _summary(self._eng.n_accesses, cold, counts, cold, self._eng.key_counts(),
@@ -660,15 +684,16 @@ def profile_ids(ids, *, sample_rate: float | None = None, exact: bool = True, si
                 row_bytes: int | None = None, seed: int = 0) -> dict:
     """Profile of one id stream (see :func:`profile`)."""
     a = _as_ids(ids)
-    eng = _Engine(_direct_size(a), key_hint=min(a.size, 1 << 20))
-    use_shards = sample_rate is not None and not (exact and sample_rate is None)
-    if use_shards:
+    if sample_rate is None and not exact:
+        sample_rate = DEFAULT_SAMPLE_RATE
+    if sample_rate is not None:
         # footprint and popularity stay exact (cheap); stack distances come from the sample
         keys, u = dense_keys(a)
         first, _ = _first_positions(a) if a.size else (np.empty(0, np.int64), 0)
         kc = np.bincount(keys, minlength=u) if u else np.zeros(0, np.int64)
         counts, cold, r = shards_histogram(a, rate=sample_rate, seed=seed)
         return _summary(a.size, u, counts, cold, kc, first, row_bytes, sizes, None, "shards", r)
+    eng = _Engine(_direct_size(a), key_hint=min(a.size, 1 << 16))
     eng.run(a, False)
     counts, cold = eng.histogram()
     return _summary(eng.n_accesses, cold, counts, cold, eng.key_counts(), eng.first_positions(), row_bytes,
@@ -685,8 +710,8 @@ def profile(trace, *, sample_rate: float | None = None, exact: bool = True, size
     for all tables or one per table), the ``footprint`` curve and ``popularity`` (share of
     accesses to the top ids, rank-frequency samples). ``shared`` is one cache for all tables with
     the accesses interleaved as DLRM issues them (:func:`interleave`). ``sample_rate`` switches the
-    stack distances to SHARDS at that rate (the rest stays exact); ``exact=True`` with no rate is
-    the exact profile.
+    stack distances to SHARDS at that rate (the rest stays exact); ``exact=False`` without a rate
+    uses :data:`DEFAULT_SAMPLE_RATE`; the default is the exact profile.
     """
     from tracegen.trace import Trace
 

@@ -304,7 +304,9 @@ def choose_mode(node: dict, lengths: np.ndarray, cardinality: int, stats: dict, 
     if calibrate:
         plain = calibrate_class_stack(plain, lengths, cardinality, iters=calibrate)
     cands.append(plain)
-    scores = [_twin_score(c, lengths, cardinality, stats) for c in cands]
+    # small tables are noisy: judge each mode by its worst of three twins (penalises unstable modes)
+    seeds = range(3) if int(lengths.sum()) < 50_000 else range(1)
+    scores = [max(_twin_score(c, lengths, cardinality, stats, seed=s) for s in seeds) for c in cands]
     return cands[int(np.argmin(scores))]
 
 
@@ -447,6 +449,7 @@ class ClassStackSampler:
         n_ids = np.asarray([cl["n_ids"] for cl in classes], np.float64)
         self._cls_cap = np.ceil(n_ids * float(scale) - 1e-9).astype(np.int64)
         self._cls_made = np.zeros(c, np.int64)
+        self._cold_acc = self._r_cold.random(c)  # per-class cold credit (see _cold_schedule)
         self._alloc(4096)
         self._state = np.zeros(3, np.int64)
         # coupling of the class at the drawn depth to the fitted P(class | depth bin)
@@ -502,12 +505,6 @@ class ClassStackSampler:
         assert got == live
         self._state[0] = live
 
-    def _budgets(self, cls: np.ndarray, u: np.ndarray) -> np.ndarray:
-        """Access budget of an id created by each access: a truncated power law on the class's count range."""
-        lo, hi, a = self._bud_lo[cls], self._bud_hi[cls], self._bud_a[cls]
-        x = _power_ppf(u, lo, hi, a)
-        return np.maximum(np.floor(x * self._slack), 1).astype(np.int64)
-
     def next(self, n: int, tbin: np.ndarray | None = None) -> np.ndarray:
         """The next ``n`` ids; ``tbin`` (int64, length ``n``) is each access's time bin."""
         n = int(n)
@@ -518,7 +515,7 @@ class ClassStackSampler:
         tbin = np.minimum(np.asarray(tbin, np.int64), self.nt - 1)
         c = self.n_classes
         cls = self._k._alias_draw(tbin, self._r_cls.random(n), *self._mix_alias)
-        cold = self._r_cold.random(n) < self._cold[tbin * c + cls]
+        cold = self._k._cold_schedule(cls, self._cold[tbin * c + cls], self._cold_acc)
         dd, gbin = self._k._draw_sd(
             cls,
             self._r_sd.random(n),

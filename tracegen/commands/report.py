@@ -31,6 +31,14 @@ def _positive(text: str) -> int:
     return v
 
 
+def _dims(text: str) -> int | list[int]:
+    parts = [p for p in text.split(",") if p.strip()]
+    if not parts:
+        raise argparse.ArgumentTypeError(f"not an embedding dim: {text!r}")
+    dims = [_positive(p.strip()) for p in parts]
+    return dims[0] if len(dims) == 1 else dims
+
+
 def _bytes(text: str) -> int:
     units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
     t = text.strip().lower().removesuffix("ib").removesuffix("b")
@@ -53,7 +61,8 @@ def register(sub) -> None:
     p.add_argument("--from", dest="fmt", metavar="F", help="format of TRACE and OTHER (default: detected)")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="folder for the report (created)")
     p.add_argument("--force", action="store_true", help="replace a report already in DIR")
-    p.add_argument("--dim", type=_positive, default=64, metavar="D", help="embedding dim (64)")
+    p.add_argument("--dim", type=_dims, default=64, metavar="D",
+                   help="embedding dim (64), or one per table: 16,32,64,...")
     p.add_argument("--dtype", choices=["fp32", "fp16", "int8"], default="fp32",
                    help="row storage for cache sizes and traffic (fp32)")
     p.add_argument("--batch-size", type=_positive, default=2048, metavar="B", help="samples per batch (2048)")

@@ -284,6 +284,20 @@ def test_fixed_size_shards_eviction_exact(rng):
 
 
 # ---- streaming ----------------------------------------------------------------------------------
+def test_streaming_direct_map_grows_then_hashes(rng):
+    """Chunks whose ids first fit a small direct map, then need a bigger one, then go negative."""
+    parts = [rng.integers(0, 300, 4000), rng.integers(0, 3_000_000, 3000), rng.integers(0, 300, 3000),
+             rng.integers(-50, 50, 3000), rng.integers(0, 300, 2000)]
+    ids = np.concatenate(parts)
+    p = L.StreamingProfiler()
+    for c in parts:
+        p.update(c)
+    counts, cold = p.stack_distance_histogram()
+    want_counts, want_cold = L.sd_histogram(naive.stack_distances(ids.tolist()))
+    assert cold == want_cold and counts.tolist() == want_counts.tolist()
+    assert p.result() == L.StreamingProfiler().update(ids).result()
+
+
 def test_streaming_equals_one_pass(rng):
     ids = np.concatenate([rng.zipf(1.2, 30000) % 4000, rng.integers(10**12, 10**12 + 9000, 20000)])
     one = L.StreamingProfiler().update(ids).result()

@@ -42,61 +42,28 @@ def _run_kernel(args: dict, n_slots: int = 4096):
     made = np.zeros(c, np.int64)
     qcnt = np.zeros((args["ptab"].shape[0], c + 2))
     state = np.zeros(3, np.int64)
-    tree = np.zeros((n_slots >> 6) + 1, np.int32)
-    live0 = np.zeros(n_slots >> 6, np.uint64)
-    slot_ord = np.full(n_slots, -1, np.int64)
-    slot_cls = np.zeros(n_slots, np.int32)
-    slot_rem = np.zeros(n_slots, np.int64)
-    b0 = np.zeros((c, n_slots >> 6), np.uint64)
-    b1 = np.zeros((c, max(1, n_slots >> 12)), np.uint64)
-    b2 = np.zeros((c, 1), np.uint64)
+
+    def fresh():
+        slots = np.zeros((n_slots, 3), np.int64)
+        slots[:, 0] = -1
+        return (np.zeros((n_slots >> 6) + 1, np.int32), np.zeros(n_slots >> 6, np.uint64), slots,
+                np.zeros((c, n_slots >> 6), np.uint64), np.zeros((c, max(1, n_slots >> 12)), np.uint64),
+                np.zeros((c, 1), np.uint64))
+
+    tree, live0, slots, b0, b1, b2 = fresh()
     out = np.empty(n, np.int64)
     out_cls = np.empty(n, np.int32)
     a = args
     i = 0
     while i < n:
         i = K._class_stack_run(
-            a["cls"],
-            a["cold"],
-            a["dd"],
-            a["gbin"],
-            a["upick"],
-            a["ucpl"],
-            a["ubud"],
-            i,
-            out,
-            out_cls,
-            state,
-            tree,
-            live0,
-            slot_ord,
-            slot_cls,
-            slot_rem,
-            b0,
-            b1,
-            b2,
-            a["max_ids"],
-            made,
-            a["cls_cap"],
-            a["bud_lo"],
-            a["bud_hi"],
-            a["bud_a"],
-            a["slack"],
-            a["ptab"],
-            qcnt,
-            a["couple"],
-        )
+            a["cls"], a["cold"], a["dd"], a["gbin"], a["upick"], a["ucpl"], a["ubud"], i, out, out_cls, state,
+            tree, live0, slots, b0, b1, b2, a["max_ids"], made, a["cls_cap"], a["bud_lo"], a["bud_hi"],
+            a["bud_a"], a["slack"], a["ptab"], qcnt, a["couple"])
         if i < n:  # compact into fresh arrays of the same size (live stays small here)
-            old = slot_ord, slot_cls, slot_rem
-            tree = np.zeros((n_slots >> 6) + 1, np.int32)
-            live0 = np.zeros(n_slots >> 6, np.uint64)
-            slot_ord = np.full(n_slots, -1, np.int64)
-            slot_cls = np.zeros(n_slots, np.int32)
-            slot_rem = np.zeros(n_slots, np.int64)
-            b0[:], b1[:], b2[:] = 0, 0, 0
-            live = K._compact(
-                old[0], old[1], old[2], int(state[0]), tree, live0, slot_ord, slot_cls, slot_rem, b0, b1, b2
-            )
+            old = slots
+            tree, live0, slots, b0, b1, b2 = fresh()
+            live = K._compact(old, int(state[0]), tree, live0, slots, b0, b1, b2)
             assert live == state[1]
             state[0] = live
     return out, out_cls
@@ -341,3 +308,21 @@ def test_alias_tables_imply_the_probabilities(rng):
     u = (np.arange(10_000) + 0.5) / 10_000
     draws = K._alias_draw(np.zeros(10_000, np.int64), u, off, size, aprob, alias)
     assert np.abs(np.bincount(draws, minlength=7) / 10_000 - dists[0] / dists[0].sum()).max() < 2e-3
+
+
+def test_sparse_64bit_keys_use_the_distinct_count():
+    ids = planted_trace(5_000) * 2_654_435_761 + (1 << 60)  # hashed keys
+    tr = Trace.single(ids, cardinality=(1 << 62) - 1)
+    m = TraceModel().fit(tr)
+    u = np.unique(ids).shape[0]
+    assert m.cardinalities == [u]
+    syn = m.sample(seed=0)
+    assert syn.tables[0].values.max() < u
+
+
+def test_table_with_only_empty_bags():
+    empty = Table.from_lengths("e", np.zeros(0, np.int64), np.zeros(100, np.int64), 10)
+    tr = Trace([empty, Table.one_hot("a", np.arange(100) % 13, 13)])
+    syn = TraceModel().fit(tr).sample(seed=0)
+    syn.validate()
+    assert syn.tables[0].n_accesses == 0 and syn.tables[1].n_accesses == 100

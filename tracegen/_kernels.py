@@ -6,10 +6,12 @@ Each has an obviously-correct slow twin in ``tests/naive.py`` and is tested for 
 Data structures
 ---------------
 - **id table**: open addressing with linear probing and Fibonacci hashing, load factor at most 1/2,
-  doubled when full. :func:`_dense_keys_run` keeps (id, dense key) pairs; the stack-distance engine
-  keeps (id, last access time, access count) triples in the slot itself, so one probe finds all
-  per-id state. When every id is a small non-negative integer a *direct* id-indexed array replaces
-  the table (``direct``).
+  doubled when full, holding (id, dense key) pairs; when every id is a small non-negative integer a
+  *direct* id-indexed array replaces it (``direct``). :func:`_engine_run_ids` densifies 64K-access
+  chunks with it (keys in order of first appearance: popular ids get small, cache-resident keys)
+  and runs the engine on the keys, whose per-key state (last access time, count) is an array.
+  (The engine can also run on raw ids with (id, last time, count) triples in a hashed table; the
+  SHARDS kernels do.)
 - **stack-distance engine**: a mark at the last access time of every id, in a bitmap over
   *compacted* access times ``0..S-1`` with ``S = O(U)``, plus a Fenwick tree over blocks of 64 times
   (``S / 64`` counters, small enough to stay in cache). The stack distance of an access whose id was
@@ -106,6 +108,16 @@ def _dense_keys_run(ids, tab, u, direct):
     """Dense keys of ``ids`` continuing a table holding ``u`` keys; returns (keys, tab, u)."""
     n = ids.shape[0]
     keys = np.empty(n, np.int64)
+    if direct:  # a plain loop: several times faster than the general one below
+        for i in range(n):
+            x = ids[i]
+            k = tab[x]
+            if k < 0:
+                tab[x] = u
+                k = u
+                u += 1
+            keys[i] = k
+        return keys, tab, u
     cap = tab.shape[0] // 2
     shift = _table_shift(cap)
     mask = cap - 1
@@ -313,7 +325,7 @@ def _grow(a, n):
 
 
 @njit(cache=True)
-def _engine_span(ids, i0, out, write_out, direct, st, tab, first, hist, bits, tree):
+def _engine_span(ids, i0, out, direct, st, tab, first, bits, tree):
     """The hot loop: process ``ids[i0:]`` until done or until maintenance is due; returns the stop index.
 
     Per id, ``tab`` holds its last (compacted) access time and access count: at ``2 * id`` when
@@ -321,9 +333,9 @@ def _engine_span(ids, i0, out, write_out, direct, st, tab, first, hist, bits, tr
     access time) live in the bitmap ``bits``; ``tree`` is a Fenwick tree of the mark counts of the
     64-time blocks *before* the current block ``t >> 6``, which joins the tree when it fills. The
     marks after time ``p`` in block ``b < t >> 6`` number ``u - prefix(b) + popcount(marks in b
-    after p)``. First accesses append their global position to ``first``; warm distances count in
-    ``hist``. Stops before an access that needs a compaction, a bigger ``first``/``hist`` or (hashed
-    ids) a bigger table; nothing is reallocated here.
+    after p)``. First accesses append their global position to ``first``; each distance goes to
+    ``out``. Stops before an access that needs a compaction, a bigger ``first`` or (hashed ids) a
+    bigger table; nothing is reallocated here.
     """
     n = ids.shape[0]
     u = st[ST_U]
@@ -387,10 +399,8 @@ def _engine_span(ids, i0, out, write_out, direct, st, tab, first, hist, bits, tr
                 while j <= nb:
                     tree[j] -= 1
                     j += j & (-j)
-            hist[d] += 1
             tab[o + 1] += 1
-        if write_out:
-            out[i] = d
+        out[i] = d
         b = t >> 6
         bits[b] |= one << np.uint64(t & 63)
         tab[o] = t
@@ -408,20 +418,21 @@ def _engine_span(ids, i0, out, write_out, direct, st, tab, first, hist, bits, tr
 
 
 @njit(cache=True)
-def _engine_run(ids, out, write_out, direct, st, tab, first, hist, bits, tree):
+def _engine_run(ids, out, direct, st, tab, first, hist, bits, tree):
     """Advance the stack-distance engine over ``ids``.
 
-    Writes each stack distance to ``out`` when ``write_out``; always adds warm distances to ``hist``
-    (``hist[d]``), counts accesses per id in ``tab`` and appends the global position of each first
-    access to ``first``. Returns the (possibly reallocated) ``tab, first, hist, bits, tree``; ``st``
-    is updated in place.
+    Writes each stack distance to ``out`` (``len(ids)`` entries) and adds the warm ones to ``hist``
+    (``hist[d]``; counted in a separate pass, which keeps the random increments off the engine's
+    chain of dependent loads), counts accesses per id in ``tab`` and appends the global position of
+    each first access to ``first``. Returns the (possibly reallocated) ``tab, first, hist, bits,
+    tree``; ``st`` is updated in place.
     """
     n = ids.shape[0]
     i = 0
     stride = 2 if direct else 3
     off = 0 if direct else 1
     while True:
-        i = _engine_span(ids, i, out, write_out, direct, st, tab, first, hist, bits, tree)
+        i = _engine_span(ids, i, out, direct, st, tab, first, bits, tree)
         if i >= n:
             break
         u = st[ST_U]
@@ -436,6 +447,10 @@ def _engine_run(ids, out, write_out, direct, st, tab, first, hist, bits, tree):
             hist = _grow(hist, fcap + 1)
         if not direct and 2 * (u + 1) > tab.shape[0] // 3:
             tab = _grow_state_table(tab)
+    for i in range(n):
+        d = out[i]
+        if d >= 0:
+            hist[d] += 1
     st[ST_N] += n
     return tab, first, hist, bits, tree
 
@@ -463,12 +478,13 @@ def _engine_run_ids(ids, out, write_out, direct_ids, idtab, st, tab, first, hist
     """
     n = ids.shape[0]
     ch = 65536
+    scratch = np.empty(0 if write_out else min(n, ch), np.int64)
     for c0 in range(0, n, ch):
         c1 = min(n, c0 + ch)
         keys, idtab, u = _dense_keys_run(ids[c0:c1], idtab, st[ST_U], direct_ids)
         tab = _grow_state_direct(tab, u)
-        tab, first, hist, bits, tree = _engine_run(keys, out[c0:c1] if write_out else out, write_out, True,
-                                                   st, tab, first, hist, bits, tree)
+        o = out[c0:c1] if write_out else scratch[: c1 - c0]
+        tab, first, hist, bits, tree = _engine_run(keys, o, True, st, tab, first, hist, bits, tree)
     return idtab, tab, first, hist, bits, tree
 
 
@@ -482,7 +498,7 @@ def _stack_distances(keys, n_keys):
         size *= 2
     tab = _new_state_direct(max(n_keys, 1))
     st, first, hist, bits, tree = _new_engine(max(n_keys, 1), size, tab)
-    _engine_run(keys, out, True, True, st, tab, first, hist, bits, tree)
+    _engine_run(keys, out, True, st, tab, first, hist, bits, tree)
     return out
 
 
@@ -528,7 +544,7 @@ def _shards_fixed_rate(ids, threshold, seed):
     out = np.empty(m, np.int64)
     tab = _new_state_table(1024)
     st, first, hist, bits, tree = _new_engine(1024, 1024, tab)
-    _engine_run(sel[:m], out, True, False, st, tab, first, hist, bits, tree)
+    _engine_run(sel[:m], out, False, st, tab, first, hist, bits, tree)
     return out, m
 
 
@@ -771,3 +787,17 @@ def _table_from_direct(dmap):
             tab[2 * j] = x
             tab[2 * j + 1] = k
     return tab
+
+
+@njit(cache=True)
+def _sd_histogram(sd, size):
+    """``(counts[:size], cold)`` of stack distances (``-1`` cold) in one pass; ``size`` > max(sd)."""
+    counts = np.zeros(size, np.int64)
+    cold = 0
+    for i in range(sd.shape[0]):
+        d = sd[i]
+        if d < 0:
+            cold += 1
+        else:
+            counts[d] += 1
+    return counts, cold

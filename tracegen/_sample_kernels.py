@@ -262,7 +262,7 @@ def _live_select(tree, live0, k):
 
 @njit(cache=True)
 def _budget(u, lo, hi, a, slack):
-    """Access budget ``floor(x * (1 + (slack - 1) * min(1, sqrt(20 / x))))``, ``x ~ x**-a`` on ``[lo, hi)``."""
+    """Access budget ``floor(x * (1 + (slack - 1) * min(1, sqrt(20 / x))))``, x from ``x**-a`` on [lo, hi)."""
     if hi - lo <= 1.0:
         x = lo
     elif abs(a - 1.0) < 1e-9:
@@ -297,9 +297,7 @@ def _class_stack_run(
     state,
     tree,
     live0,
-    slot_ord,
-    slot_cls,
-    slot_rem,
+    slots,
     b0,
     b1,
     b2,
@@ -328,7 +326,7 @@ def _class_stack_run(
     """
     n = cls.shape[0]
     n_cls = ptab.shape[1]
-    n_slots = slot_ord.shape[0]
+    n_slots = slots.shape[0]
     counter = state[0]
     live = state[1]
     created = state[2]
@@ -350,8 +348,8 @@ def _class_stack_run(
                 take = False
                 if couple:
                     bb = gbin[i]
-                    cs = slot_cls[s]
-                    col = cs if slot_rem[s] > 0 else n_cls
+                    cs = slots[s, 1]
+                    col = cs if slots[s, 2] > 0 else n_cls
                     if qcnt[bb, n_cls + 1] >= _QWIN:  # forget old history: Q tracks the current stack
                         for j in range(n_cls + 2):
                             qcnt[bb, j] *= 0.5
@@ -385,7 +383,7 @@ def _class_stack_run(
                                         break
                 if take:
                     chosen = s
-                elif slot_cls[s] == c and slot_rem[s] > 0:
+                elif slots[s, 1] == c and slots[s, 2] > 0:
                     chosen = s
                 else:
                     sc = _bs_succ(b0, b1, b2, c, s)
@@ -419,19 +417,19 @@ def _class_stack_run(
             cc = c
             rem = _budget(ubud[i], bud_lo[c], bud_hi[c], bud_a[c], slack) - 1
         else:
-            o = slot_ord[chosen]
-            cc = slot_cls[chosen]
-            rem = slot_rem[chosen] - 1
+            o = slots[chosen, 0]
+            cc = slots[chosen, 1]
+            rem = slots[chosen, 2] - 1
             _live_add(tree, live0, chosen, -1)
-            if slot_rem[chosen] > 0:
+            if slots[chosen, 2] > 0:
                 _bs_clear(b0, b1, b2, cc, chosen)
-            slot_ord[chosen] = -1
+            slots[chosen, 0] = -1
         _live_add(tree, live0, counter, 1)
         if rem > 0:
             _bs_set(b0, b1, b2, cc, counter)
-        slot_ord[counter] = o
-        slot_cls[counter] = cc
-        slot_rem[counter] = rem
+        slots[counter, 0] = o
+        slots[counter, 1] = cc
+        slots[counter, 2] = rem
         counter += 1
         out[i] = o
         out_cls[i] = cc
@@ -443,19 +441,20 @@ def _class_stack_run(
 
 
 @njit(cache=True)
-def _compact(old_ord, old_cls, old_rem, counter, tree, live0, slot_ord, slot_cls, slot_rem, b0, b1, b2):
-    """Renumber the live slots of ``old_*`` (in order) as ``0..live-1`` into the fresh new arrays.
+def _compact(old, counter, tree, live0, slots, b0, b1, b2):
+    """Renumber the live slots of ``old`` (in order) as ``0..live-1`` into the fresh new arrays.
 
-    ``tree``, ``live0``, ``b0..b2`` must be zero and ``slot_ord`` -1 on entry. Returns the live count.
+    ``slots`` rows are ``(ordinal, class, budget left)``, ordinal -1 for a dead slot. ``tree``,
+    ``live0``, ``b0..b2`` must be zero and ``slots[:, 0]`` -1 on entry. Returns the live count.
     """
     live = 0
     for s in range(counter):
-        if old_ord[s] >= 0:
-            slot_ord[live] = old_ord[s]
-            c = old_cls[s]
-            slot_cls[live] = c
-            slot_rem[live] = old_rem[s]
-            if old_rem[s] > 0:
+        if old[s, 0] >= 0:
+            slots[live, 0] = old[s, 0]
+            c = old[s, 1]
+            slots[live, 1] = c
+            slots[live, 2] = old[s, 2]
+            if old[s, 2] > 0:
                 _bs_set(b0, b1, b2, c, live)
             live0[live >> 6] |= _bit(live & 63)
             tree[(live >> 6) + 1] += 1

@@ -23,7 +23,7 @@ from tracegen.errors import TracegenError
 
 #: policy name (case-insensitive, '-' and '_' ignored) -> libcachesim class name
 POLICIES = {
-    "lru": "LRU", "fifo": "FIFO", "lfu": "LFU", "lfuda": "LFUDA", "arc": "ARC", "s3fifo": "S3FIFO",
+    "lru": "LRU", "fifo": "FIFO", "lfu": "LFU", "arc": "ARC", "s3fifo": "S3FIFO",
     "sieve": "Sieve", "clock": "Clock", "clockpro": "ClockPro", "lirs": "LIRS", "twoq": "TwoQ", "2q": "TwoQ",
     "slru": "SLRU", "mq": "MQ", "wtinylfu": "WTinyLFU", "tinylfu": "WTinyLFU", "lecar": "LeCaR",
     "cacheus": "Cacheus", "lhd": "LHD", "random": "Random", "belady": "Belady", "opt": "Belady",

@@ -97,12 +97,13 @@ def dense_keys(ids) -> tuple[np.ndarray, int]:
 class _Engine:
     """Exact stack-distance state carried across chunks: O(U) memory (plus O(max id) with a direct map)."""
 
-    def __init__(self, direct_size: int = 0, key_hint: int = 1024):
+    def __init__(self, direct_size: int = 0, key_hint: int = 1024, auto: bool = False):
         key_cap = 1024
         while key_cap < key_hint:
             key_cap *= 2
         tree = 2 * key_cap
         self.direct = direct_size > 0
+        self.auto = auto  # pick a direct id map per chunk while ids stay small and non-negative
         self.idtab = _kernels._direct_map(direct_size) if self.direct else _kernels._new_table(2 * key_cap)
         self.tab = _kernels._new_state_direct(key_cap)
         self.st, self.first, self.hist, self.bits, self.tree = _kernels._new_engine(key_cap, tree, self.tab)
@@ -110,13 +111,26 @@ class _Engine:
     def run(self, a: np.ndarray, write_out: bool) -> np.ndarray:
         out = np.empty(a.size if write_out else 0, np.int64)
         if a.size:
-            if self.direct and (int(a.min()) < 0 or int(a.max()) >= self.idtab.size):
-                # a later chunk left the direct map's range: move to a hash table, same keys
-                self.idtab = _kernels._table_from_direct(self.idtab)
-                self.direct = False
+            if self.direct or self.auto:
+                lo, hi = int(a.min()), int(a.max())
+                limit = max(1 << 20, 4 * (self.n_keys + a.size))  # direct map: O(U + chunk) memory
+                if lo >= 0 and hi < max(limit, self.idtab.size if self.direct else 0):
+                    if not self.direct or hi >= self.idtab.size:
+                        size = 1 << 16
+                        while size <= hi:
+                            size *= 2
+                        grown = _kernels._direct_map(min(size, max(limit, hi + 1)))
+                        if self.direct:
+                            grown[: self.idtab.size] = self.idtab
+                        self.idtab, self.direct = grown, True
+                elif self.direct:
+                    # a chunk left the direct map's range: move to a hash table, same keys
+                    self.idtab = _kernels._table_from_direct(self.idtab)
+                    self.direct = False
+                self.auto = self.direct
             (self.idtab, self.tab, self.first, self.hist, self.bits, self.tree) = _kernels._engine_run_ids(
-                a, out, write_out, self.direct, self.idtab, self.st, self.tab, self.first, self.hist, self.bits,
-                self.tree)
+                a, out, write_out, self.direct, self.idtab, self.st, self.tab, self.first, self.hist,
+                self.bits, self.tree)
         return out
 
     @property
@@ -176,11 +190,11 @@ def reuse_times(ids) -> np.ndarray:
 
 def sd_histogram(sd: np.ndarray) -> tuple[np.ndarray, int]:
     """``(counts, cold)``: ``counts[d]`` accesses at stack distance ``d``; ``cold`` first accesses."""
-    sd = np.asarray(sd, dtype=np.int64)
-    cold = int(np.count_nonzero(sd < 0))
-    warm = sd[sd >= 0]
-    counts = np.bincount(warm) if warm.size else np.zeros(0, np.int64)
-    return counts.astype(np.int64), cold
+    sd = np.ascontiguousarray(sd, dtype=np.int64).ravel()
+    if sd.size == 0:
+        return np.zeros(0, np.int64), 0
+    counts, cold = _kernels._sd_histogram(sd, max(int(sd.max()) + 1, 0))
+    return counts, int(cold)
 
 
 def miss_ratio_curve(counts: np.ndarray, cold: int, sizes=None) -> tuple[np.ndarray, np.ndarray]:
@@ -435,7 +449,8 @@ def read_locality_stats(path: str | os.PathLike) -> dict:
                 section = None
             else:
                 cur = {"batches": None, "batch_size": None, "avg_indices": None, "avg_unique": None,
-                       "avg_col_size": None, "edges": list(REUSE_EDGES), "col_size_hist": [], "index_share": []}
+                       "avg_col_size": None, "edges": list(REUSE_EDGES), "col_size_hist": [],
+                       "index_share": []}
                 out[ln] = cur
                 section = None
         except (AttributeError, TypeError, ValueError, IndexError):
@@ -619,7 +634,7 @@ class StreamingProfiler:
         self.row_bytes = row_bytes
         self.sizes = sizes
         self.footprint_points = footprint_points
-        self._eng = _Engine(0)
+        self._eng = _Engine(0, auto=True)
 
     def update(self, ids_chunk) -> StreamingProfiler:
         self._eng.run(_as_ids(ids_chunk), False)
@@ -673,7 +688,8 @@ def _summary(n: int, distinct: int, counts, cold, key_counts, first, row_bytes, 
         "footprint": {"accesses": pts.tolist(), "distinct": fp.tolist()},
         "popularity": {
             "top_fractions": list(TOP_FRACTIONS),
-            "top_share": [float(x) for x in top_share(kc, TOP_FRACTIONS)] if kc.size else [0.0] * len(TOP_FRACTIONS),
+            "top_share": ([float(x) for x in top_share(kc, TOP_FRACTIONS)] if kc.size
+                          else [0.0] * len(TOP_FRACTIONS)),
             "rank": ranks.tolist(),
             "count_at_rank": kc[ranks - 1].tolist() if kc.size else [],
         },

@@ -95,6 +95,7 @@ def fit_dp(trace: Trace, params, progress: bool = False) -> dict:
     from tracegen.tracemodel import (
         CALIBRATE_MAX_ACCESSES,
         DEFAULT_BUDGET_SLACK,
+        SPARSE_KEYS,
         _probs,
         calibrate_class_stack,
     )
@@ -162,7 +163,9 @@ def fit_dp(trace: Trace, params, progress: bool = False) -> dict:
             [max(int(np.ceil(2.0 ** ((max(g) + 1) / cbo))) - 1, int(lo_)) for g, lo_ in zip(groups, lo)],
             np.int64,
         )
-        row_mass = np.maximum(noisy.sum(1), 0.0)
+        # weights for a group's mean count: noisy id totals minus two noise sds (a count bin that holds
+        # only noise must not pull the mean up to its huge count)
+        row_mass = np.maximum(noisy.sum(1) - 2.0 * scale * np.sqrt(2.0 * nt), 0.0)
         mids = 2.0 ** ((np.arange(n_bins) + 0.5) / cbo)
         n_ids = np.array([max(float(noisy[g].sum()), 1.0) for g in groups])
         mid = np.array(
@@ -209,11 +212,14 @@ def fit_dp(trace: Trace, params, progress: bool = False) -> dict:
         if getattr(params, "calibrate", 0) and n_acc <= CALIBRATE_MAX_ACCESSES:
             # post-processing: calibrate against the Che-derived targets on public-shaped bags
             flat = np.full(b, max(1, int(round(n_acc / max(b, 1)))), np.int64)
-            node = calibrate_class_stack(node, flat, int(t.cardinality), iters=int(params.calibrate))
+            card = int(t.cardinality) if int(t.cardinality) < SPARSE_KEYS else max(1, int(round(n_ids.sum())))
+            node = calibrate_class_stack(node, flat, card, iters=int(params.calibrate))
         tables.append(
             {
                 "name": t.name,
-                "cardinality": int(t.cardinality),
+                "cardinality": int(t.cardinality)
+                if int(t.cardinality) < SPARSE_KEYS
+                else max(1, int(round(float(n_ids.sum())))),
                 "bag_length": bag,
                 "ids": node,
             }

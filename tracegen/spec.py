@@ -31,7 +31,8 @@ Owns every ``tables[j].ids`` node kind except the fitted ``"class-stack"`` (that
   :func:`batch_reuse_from_stats`): each batch of ``batch_accesses`` accesses is built from scratch:
   draw distinct rows and their access counts from the "col size" histogram (within a bucket
   ``(lo, hi]`` the count follows the maximum-entropy (truncated geometric) law whose mean makes the
-  bucket's share of accesses come out right), then shuffle the accesses within the batch. Across
+  bucket's share of accesses come out right; a draw that would overflow the batch is rejected, so a
+  batch has exactly ``batch_accesses`` accesses), then shuffle the accesses within the batch. Across
   batches (``"carry"``): ``"independent"`` draws each batch's rows uniformly without replacement from
   ``[0, card)`` (no cross-batch locality beyond chance); ``"persistent"`` keeps a fixed hotness order
   (a Zipf(1) weight per row): each batch picks its rows by weighted sampling without replacement and
@@ -49,7 +50,7 @@ Importers: :func:`from_dlrm_dist` (``dist_emb_j.log``; depth 1-based with 0 = co
 our ``sd = depth - 1``, ``-1`` cold here and nowhere else; the raw ids of its first line are never
 kept, only their count becomes the cardinality) and :func:`from_locality_stats`.
 
-Notation: ``N`` accesses, ``card`` rows of the table.
+User-facing description with examples: ``docs/specs.md``. Notation: ``N`` accesses, ``card`` rows.
 """
 
 from __future__ import annotations
@@ -467,7 +468,8 @@ class _BatchReuseSampler:
         self.q = self.q / self.q.sum()
         self.means = _bucket_means(edges, self.q, np.asarray(node["access_probs"], np.float64),
                                    float(node["mean_count"]))
-        self.ratio = np.array([_geom_ratio(int(lo), int(hi), m) for lo, hi, m in zip(self.lo, self.hi, self.means)])
+        self.ratio = np.array([_geom_ratio(int(lo), int(hi), m)
+                               for lo, hi, m in zip(self.lo, self.hi, self.means)])
         self.cum_q = np.cumsum(self.q)
         ss = seed.bit_generator.seed_seq if isinstance(seed, np.random.Generator) else seed
         ss = ss if isinstance(ss, np.random.SeedSequence) else np.random.SeedSequence(ss)

@@ -38,6 +38,14 @@ DEFAULT_MIN_COUNT = 10
 # 1.2 measured best on OLTP (LRU MRC mean 0.0038, top-10% share error 0.013).
 DEFAULT_BUDGET_SLACK = 1.2
 CALIBRATE_MAX_ACCESSES = 50_000_000
+SPARSE_KEYS = 1 << 40  # a "cardinality" this large means hashed / sparse 64-bit keys, not table rows
+
+
+def synthetic_cardinality(cardinality: int, distinct: int) -> int:
+    """Rows of the synthetic table: the table's cardinality, or the distinct count for sparse 64-bit keys."""
+    return int(distinct) if int(cardinality) >= SPARSE_KEYS else int(cardinality)
+
+
 DEFAULT_COUPLING = False  # for nodes without a "coupling" field
 PROB_TOL = 1e-6
 FITTED_KINDS = ("class-stack",)
@@ -213,6 +221,18 @@ def fit_class_stack(
 
     values = np.asarray(values)
     n = values.shape[0]
+    if n == 0:  # a feature never present: one empty class (never sampled: every bag is empty)
+        node = {
+            "kind": "class-stack",
+            "n_time_bins": 1,
+            "budget_slack": budget_slack,
+            "coupling": False,
+            "classes": [{"count_range": [1, 1], "n_ids": 0, "share": 1.0, "sd": None}],
+            "mix": [[1.0]],
+            "cold": [[1.0]],
+        }
+        empty = {"sd_counts": np.zeros(0, np.int64), "cold": 0, "id_counts": np.zeros(0, np.int64)}
+        return (node, empty) if return_stats else node
     keys, u = dense_keys(values)
     sd = stack_distances(values)
     counts = np.bincount(keys, minlength=u)
@@ -474,30 +494,25 @@ class ClassStackSampler:
         c = self.n_classes
         self._tree = np.zeros((n_slots >> 6) + 1, np.int32)
         self._live0 = np.zeros(n_slots >> 6, np.uint64)
-        self._slot_ord = np.full(n_slots, -1, np.int64)
-        self._slot_cls = np.zeros(n_slots, np.int32)
-        self._slot_rem = np.zeros(n_slots, np.int64)
+        self._slots = np.zeros((n_slots, 3), np.int64)  # per slot: ordinal (-1 dead), class, budget left
+        self._slots[:, 0] = -1
         self._b0 = np.zeros((c, max(1, n_slots >> 6)), np.uint64)
         self._b1 = np.zeros((c, max(1, n_slots >> 12)), np.uint64)
         self._b2 = np.zeros((c, max(1, (n_slots + (1 << 18) - 1) >> 18)), np.uint64)
 
     def _compact(self) -> None:
-        old_ord, old_cls, old_rem = self._slot_ord, self._slot_cls, self._slot_rem
+        old = self._slots
         live = int(self._state[1])
-        n_slots = old_ord.shape[0]
+        n_slots = old.shape[0]
         while live * 2 > n_slots:
             n_slots *= 2
         self._alloc(n_slots)
         got = self._k._compact(
-            old_ord,
-            old_cls,
-            old_rem,
+            old,
             int(self._state[0]),
             self._tree,
             self._live0,
-            self._slot_ord,
-            self._slot_cls,
-            self._slot_rem,
+            self._slots,
             self._b0,
             self._b1,
             self._b2,
@@ -548,9 +563,7 @@ class ClassStackSampler:
                 self._state,
                 self._tree,
                 self._live0,
-                self._slot_ord,
-                self._slot_cls,
-                self._slot_rem,
+                self._slots,
                 self._b0,
                 self._b1,
                 self._b2,
@@ -857,13 +870,15 @@ class TraceModel:
                     sd_bins_per_octave=self.sd_bins_per_octave,
                     return_stats=True,
                 )
-                if self.calibrate and t.n_accesses <= CALIBRATE_MAX_ACCESSES:
-                    node = choose_mode(node, t.lengths, int(t.cardinality), stats, int(self.calibrate))
+                stats_u = stats["id_counts"].shape[0]
+                card = synthetic_cardinality(t.cardinality, stats_u)
+                if self.calibrate and 0 < t.n_accesses <= CALIBRATE_MAX_ACCESSES:
+                    node = choose_mode(node, t.lengths, card, stats, int(self.calibrate))
                 del stats
                 tables.append(
                     {
                         "name": t.name,
-                        "cardinality": int(t.cardinality),
+                        "cardinality": synthetic_cardinality(t.cardinality, int(stats_u)),
                         "bag_length": fit_bag_length(t.lengths, k),
                         "ids": node,
                     }

@@ -1,10 +1,12 @@
 """Fit a trace model (dist.json) from a real trace.
 
-Per table: popularity classes (ids grouped by access count, each class with >= K ids), the global
-LRU stack-distance distribution of each class's reuses, the class mix and cold (first-access) rate
-over time, and the bag-length distribution; dense features as per-column quantile histograms and the
-label rate. dist.json holds no raw id and no order of first appearance (docs/privacy.md); with
---epsilon it is (epsilon, delta)-differentially private with the sample as the privacy unit.
+Per table: popularity classes (ids grouped by access count, each supported by >= K samples), the
+global LRU stack-distance distribution of each class's reuses, the class mix and cold (first-access)
+rate over time, and the bag-length distribution; dense features as per-column quantile histograms
+and the label rate. The fit then samples twins to pick the sampling mode and calibrate it
+(--calibrate 0 skips that: about 10x faster, a little less faithful). dist.json holds no raw id
+and no order of first appearance (docs/privacy.md); with --epsilon it is (epsilon, delta)-
+differentially private with the sample as the privacy unit.
 
 Examples:
   tracegen fit trace.npz -o dist.json
@@ -42,6 +44,13 @@ def register(sub) -> None:
         help="fit with (E, D)-differential privacy, the sample as unit (see docs/privacy.md)",
     )
     p.add_argument("--delta", type=float, default=None, metavar="D", help="DP delta (default 0: pure E-DP)")
+    p.add_argument(
+        "--calibrate",
+        type=int,
+        default=2,
+        metavar="N",
+        help="twin-sampling iterations after the fit (default 2; 0 = fit only, fastest)",
+    )
     p.add_argument(
         "--max-bag",
         type=int,
@@ -96,6 +105,7 @@ def run(args) -> int:
         epsilon=args.epsilon,
         delta=args.delta,
         max_bag=args.max_bag,
+        calibrate=max(0, args.calibrate),
     )
     model.fit(trace, path=src, progress=progress)
     model.save(args.output, force=args.force)

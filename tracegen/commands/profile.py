@@ -39,7 +39,8 @@ def register(sub) -> None:
                    help="estimate stack distances with SHARDS at sampling rate R (0 < R <= 1)")
     p.add_argument("--table", action="append", metavar="NAME",
                    help="profile only this table (name or index; repeatable)")
-    p.add_argument("--row-bytes", type=int, metavar="B", help="bytes per embedding row: MRC sizes also in bytes")
+    p.add_argument("--row-bytes", type=int, metavar="B",
+                   help="bytes per embedding row: MRC sizes also in bytes")
     p.add_argument("--no-shared", action="store_true", help="skip the cache shared by all tables")
     p.add_argument("--seed", type=int, default=0, help="SHARDS hash seed (default 0)")
     add_quiet(p)

@@ -19,59 +19,61 @@ replayed here. ``state`` is an int64 array ``[counter, live, created]``.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
 
 _ONE = np.uint64(1)
 _QWIN = 256.0  # window of the running class-at-depth frequencies (halved when full)
 _ALL = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
+@intrinsic
+def _ctpop(typingctx, x):
+    """Hardware population count of a uint64 (llvm.ctpop)."""
+    if x != types.uint64:
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.ctpop(args[0])
+
+    return types.uint64(types.uint64), codegen
+
+
+@intrinsic
+def _cttz(typingctx, x):
+    """Trailing zeros of a non-zero uint64 (llvm.cttz)."""
+    if x != types.uint64:
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.cttz(args[0], ir.Constant(ir.IntType(1), 1))
+
+    return types.uint64(types.uint64), codegen
+
+
+@intrinsic
+def _ctlz(typingctx, x):
+    """Leading zeros of a non-zero uint64 (llvm.ctlz)."""
+    if x != types.uint64:
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.ctlz(args[0], ir.Constant(ir.IntType(1), 1))
+
+    return types.uint64(types.uint64), codegen
+
+
 @njit(cache=True, inline="always")
 def _lsb(x):
     """Index of the lowest set bit of a non-zero uint64."""
-    n = 0
-    if (x & np.uint64(0xFFFFFFFF)) == np.uint64(0):
-        n += 32
-        x = x >> np.uint64(32)
-    if (x & np.uint64(0xFFFF)) == np.uint64(0):
-        n += 16
-        x = x >> np.uint64(16)
-    if (x & np.uint64(0xFF)) == np.uint64(0):
-        n += 8
-        x = x >> np.uint64(8)
-    if (x & np.uint64(0xF)) == np.uint64(0):
-        n += 4
-        x = x >> np.uint64(4)
-    if (x & np.uint64(0x3)) == np.uint64(0):
-        n += 2
-        x = x >> np.uint64(2)
-    if (x & np.uint64(0x1)) == np.uint64(0):
-        n += 1
-    return n
+    return np.int64(_cttz(x))
 
 
 @njit(cache=True, inline="always")
 def _msb(x):
     """Index of the highest set bit of a non-zero uint64."""
-    n = 0
-    if (x >> np.uint64(32)) != np.uint64(0):
-        n += 32
-        x = x >> np.uint64(32)
-    if (x >> np.uint64(16)) != np.uint64(0):
-        n += 16
-        x = x >> np.uint64(16)
-    if (x >> np.uint64(8)) != np.uint64(0):
-        n += 8
-        x = x >> np.uint64(8)
-    if (x >> np.uint64(4)) != np.uint64(0):
-        n += 4
-        x = x >> np.uint64(4)
-    if (x >> np.uint64(2)) != np.uint64(0):
-        n += 2
-        x = x >> np.uint64(2)
-    if (x >> np.uint64(1)) != np.uint64(0):
-        n += 1
-    return n
+    return 63 - np.int64(_ctlz(x))
 
 
 @njit(cache=True, inline="always")
@@ -188,9 +190,7 @@ def _fen_prefix(tree, i):
 def _fen_select(tree, k):
     """0-based slot of the k-th live slot (1-based k)."""
     n = tree.shape[0] - 1
-    step = 1
-    while step * 2 <= n:
-        step *= 2
+    step = np.int64(1) << _msb(np.uint64(n))
     pos = 0
     rem = k
     while step > 0:
@@ -206,9 +206,7 @@ def _fen_select(tree, k):
 def _fen_select_rem(tree, k):
     """``(block, rem)``: the 0-based block holding the k-th (1-based) unit and k's rank inside it."""
     n = tree.shape[0] - 1
-    step = 1
-    while step * 2 <= n:
-        step *= 2
+    step = np.int64(1) << _msb(np.uint64(n))
     pos = 0
     rem = k
     while step > 0:
@@ -222,11 +220,32 @@ def _fen_select_rem(tree, k):
 
 @njit(cache=True, inline="always")
 def _pop(x):
-    """Number of set bits of a uint64 (SWAR)."""
-    x = x - ((x >> np.uint64(1)) & np.uint64(0x5555555555555555))
-    x = (x & np.uint64(0x3333333333333333)) + ((x >> np.uint64(2)) & np.uint64(0x3333333333333333))
-    x = (x + (x >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
-    return np.int64((x * np.uint64(0x0101010101010101)) >> np.uint64(56))
+    """Number of set bits of a uint64."""
+    return np.int64(_ctpop(x))
+
+
+@njit(cache=True, inline="always")
+def _word_select(x, r):
+    """Position of the r-th (1-based, r <= popcount) set bit of a uint64, by halving."""
+    pos = 0
+    c = _pop(x & np.uint64(0xFFFFFFFF))
+    if r > c:
+        r -= c
+        x = x >> np.uint64(32)
+        pos += 32
+    c = _pop(x & np.uint64(0xFFFF))
+    if r > c:
+        r -= c
+        x = x >> np.uint64(16)
+        pos += 16
+    c = _pop(x & np.uint64(0xFF))
+    if r > c:
+        r -= c
+        x = x >> np.uint64(8)
+        pos += 8
+    for _ in range(r - 1):
+        x &= x - _ONE
+    return pos + _lsb(x)
 
 
 @njit(cache=True)
@@ -254,10 +273,44 @@ def _live_prefix(tree, live0, s):
 def _live_select(tree, live0, k):
     """0-based slot of the k-th (1-based) live slot: Fenwick over 64-slot blocks, then inside the word."""
     b, rem = _fen_select_rem(tree, k)
-    x = live0[b]
-    for _ in range(rem - 1):
-        x &= x - _ONE
-    return (b << 6) | _lsb(x)
+    return (b << 6) | _word_select(live0[b], rem)
+
+
+@njit(cache=True)
+def _live_select_top(tree, live0, top, d, k):
+    """The slot with ``d`` live slots after it (the ``k``-th live slot, ``k = live - d``).
+
+    ``top`` is the last live slot. Shallow depths (the common case) scan the words down from the
+    top with popcounts; deep ones use the Fenwick tree.
+    """
+    if d < 512:
+        w = top >> 6
+        x = live0[w] & _upto(top & 63)
+        for _ in range(16):
+            c = _pop(x)
+            if d < c:
+                return (w << 6) | _word_select(x, c - d)
+            d -= c
+            w -= 1
+            x = live0[w]
+    return _live_select(tree, live0, k)
+
+
+@njit(cache=True)
+def _live_between(tree, live0, a, b):
+    """Live slots in ``[a, b)`` (``a <= b``): popcounts when close, else two Fenwick prefixes."""
+    wa = a >> 6
+    wb = b >> 6
+    if wb - wa > 8:
+        return _live_prefix(tree, live0, b) - _live_prefix(tree, live0, a)
+    if wa == wb:
+        return _pop(live0[wa] & (((_ONE << np.uint64(b & 63)) - _ONE) & (_ALL << np.uint64(a & 63))))
+    c = _pop(live0[wa] & (_ALL << np.uint64(a & 63)))
+    for w in range(wa + 1, wb):
+        c += _pop(live0[w])
+    if (b & 63) > 0:
+        c += _pop(live0[wb] & ((_ONE << np.uint64(b & 63)) - _ONE))
+    return c
 
 
 @njit(cache=True)
@@ -344,7 +397,7 @@ def _class_stack_run(
                 k = live - dd[i]
                 if k < 1:
                     k = 1
-                s = _live_select(tree, live0, k)
+                s = _live_select_top(tree, live0, counter - 1, live - k, k)
                 take = False
                 if couple:
                     bb = gbin[i]
@@ -400,8 +453,8 @@ def _class_stack_run(
                     else:
                         # sc is shallower (rank ks > k), pc deeper (kp < k): take one with
                         # probabilities keeping E[log(1 + depth)] = log(1 + d)
-                        ks = _live_prefix(tree, live0, sc + 1)
-                        kp = _live_prefix(tree, live0, pc + 1)
+                        ks = k + _live_between(tree, live0, s + 1, sc + 1)
+                        kp = k - _live_between(tree, live0, pc + 1, s + 1)
                         la = np.log1p(live - ks)
                         lb = np.log1p(live - kp)
                         ld = np.log1p(live - k)
@@ -570,11 +623,12 @@ def _alias_draw(group, u, off, size, aprob, alias):
 
 
 @njit(cache=True)
-def _draw_sd(cls, u_bin, u_in, off, size, aprob, alias, lo, width, grid):
-    """Stack distance per access: bin of the class's histogram (alias), uniform inside; and its grid bin."""
+def _draw_sd(cls, u_bin, u_in, off, size, aprob, alias, lo, width, grid, with_grid):
+    """Stack distance per access: bin of the class's histogram (alias), uniform inside; and its grid
+    bin (only with ``with_grid``: the coupled mode reads it; else zeros)."""
     n = cls.shape[0]
     dd = np.empty(n, np.int64)
-    gb = np.empty(n, np.int64)
+    gb = np.zeros(n, np.int64)
     ng = grid.shape[0] - 1
     for i in range(n):
         g = cls[i]
@@ -588,6 +642,8 @@ def _draw_sd(cls, u_bin, u_in, off, size, aprob, alias, lo, width, grid):
         if v >= lo[b] + width[b]:
             v = lo[b] + width[b] - 1
         dd[i] = v
+        if not with_grid:
+            continue
         a = 0
         z = ng
         while z - a > 1:  # grid[a] <= v < grid[z]

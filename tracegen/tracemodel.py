@@ -539,6 +539,7 @@ class ClassStackSampler:
             self._sd_lo,
             self._sd_w,
             self._grid,
+            self._couple,
         )
         upick = self._r_pick.random(n)
         ucpl = self._r_cpl.random(n)

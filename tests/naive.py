@@ -164,12 +164,13 @@ def distinct_per_group(values, starts) -> np.ndarray:
 
 
 def class_stack_run(cls, cold, dd, gbin, upick, ucpl, ubud, max_ids, cls_cap, bud_lo, bud_hi, bud_a, slack,
-                    ptab, couple, qwin=256.0) -> tuple[np.ndarray, np.ndarray]:
+                    ptab, couple_below, qwin=256.0) -> tuple[np.ndarray, np.ndarray]:
     """Reference of the class-stack sampler kernel: an explicit LRU list (top first) of [ordinal, class, budget].
 
     Per access: a cold draw (while fewer than ``max_ids`` ids exist and fewer than ``cls_cap[c]`` of
     class ``c``) creates a new id of class ``c`` on top with a budget drawn from the class's power law.
-    Otherwise the target depth is ``t = min(d, live - 1)``. With ``couple``, the running frequency
+    Otherwise the target depth is ``t = min(d, live - 1)``. If ``d < couple_below`` and ``gbin >= 0`` (-1
+    marks an immediate repeat, never coupled), the running frequency
     ``Q(class at depth | bin)`` is updated and the id at depth ``t`` is taken with probability
     ``min(1, P/Q)`` (its class must have budget left), else the class is drawn from ``max(0, P - Q)``.
     Then the selectable (budget left) ids of that class just shallower and just deeper than ``t`` are
@@ -207,7 +208,7 @@ def class_stack_run(cls, cold, dd, gbin, upick, ucpl, ubud, max_ids, cls_cap, bu
             else:
                 t = min(int(dd[i]), len(stack) - 1)
                 take = False
-                if couple:
+                if dd[i] < couple_below and gbin[i] >= 0:
                     bb = int(gbin[i])
                     cs = stack[t][1]
                     col = cs if stack[t][2] > 0 else n_cls

@@ -59,7 +59,7 @@ def _run_kernel(args: dict, n_slots: int = 4096):
         i = K._class_stack_run(
             a["cls"], a["cold"], a["dd"], a["gbin"], a["upick"], a["ucpl"], a["ubud"], i, out, out_cls, state,
             tree, live0, slots, b0, b1, b2, a["max_ids"], made, a["cls_cap"], a["bud_lo"], a["bud_hi"],
-            a["bud_a"], a["slack"], a["ptab"], qcnt, a["couple"])
+            a["bud_a"], a["slack"], a["ptab"], qcnt, a["couple_below"])
         if i < n:  # compact into fresh arrays of the same size (live stays small here)
             old = slots
             tree, live0, slots, b0, b1, b2 = fresh()
@@ -69,8 +69,10 @@ def _run_kernel(args: dict, n_slots: int = 4096):
     return out, out_cls
 
 
-@pytest.mark.parametrize("max_ids, couple", [(10_000, False), (150, False), (10_000, True), (150, True)])
-def test_kernel_matches_naive(rng, max_ids, couple):
+@pytest.mark.parametrize(
+    "max_ids, couple_below", [(10_000, 0), (150, 0), (10_000, 1 << 62), (150, 1 << 62), (10_000, 20), (150, 20)]
+)
+def test_kernel_matches_naive(rng, max_ids, couple_below):
     n, c, nb = 6_000, 5, 12
     ptab = rng.random((nb, c))
     ptab /= ptab.sum(1, keepdims=True)
@@ -79,7 +81,8 @@ def test_kernel_matches_naive(rng, max_ids, couple):
         "cls": rng.integers(0, c, n).astype(np.int32),
         "cold": rng.random(n) < 0.05,
         "dd": dd,
-        "gbin": np.minimum(np.log2(dd + 1).astype(np.int64), nb - 1),
+        # -1 marks an immediate repeat (never coupled)
+        "gbin": np.where(rng.random(n) < 0.1, -1, np.minimum(np.log2(dd + 1).astype(np.int64), nb - 1)),
         "upick": rng.random(n),
         "ucpl": rng.random(n),
         "ubud": rng.random(n),
@@ -91,7 +94,7 @@ def test_kernel_matches_naive(rng, max_ids, couple):
         "bud_a": np.zeros(c),
         "slack": 1.0,
         "ptab": ptab,
-        "couple": couple,
+        "couple_below": couple_below,
     }
     got, got_cls = _run_kernel(args)  # 4096 slots: compacts at least once
     want, want_cls = naive.class_stack_run(**{k: v for k, v in args.items()})
@@ -245,6 +248,15 @@ def _doc():
             r"tables\[0\].bag_length.value: missing",
         ),
         (lambda d: d.update(labels={"kind": "bernoulli", "rate": 2}), "labels.rate: must be in"),
+        (
+            lambda d: d["tables"][0]["ids"].update(repeat=[1.0] * len(d["tables"][0]["ids"]["classes"])),
+            r"tables\[0\].ids.repeat: must be a list of \d+ rates in \[0, 1\)",
+        ),
+        (lambda d: d["tables"][0]["ids"].update(repeat=[0.1]), r"tables\[0\].ids.repeat: must be a list of"),
+        (
+            lambda d: d["tables"][0]["ids"].update(coupling_below=-3),
+            r"tables\[0\].ids.coupling_below: must be >= 0",
+        ),
     ],
 )
 def test_bad_dist_json_names_the_field(tmp_path, edit, message):
@@ -326,3 +338,95 @@ def test_table_with_only_empty_bags():
     syn = TraceModel().fit(tr).sample(seed=0)
     syn.validate()
     assert syn.tables[0].n_accesses == 0 and syn.tables[1].n_accesses == 100
+
+
+def _pre_draw_inputs(rng, n=5_000, c=4, nt=3):
+    from tracegen.tracemodel import _alias_tables
+
+    mix = rng.random((nt, c)) + 0.05
+    mix /= mix.sum(1, keepdims=True)
+    sd_probs = [rng.random(int(rng.integers(1, 9))) + 0.01 for _ in range(c)]
+    lo = np.concatenate([np.sort(rng.choice(200, len(p), replace=False)) for p in sd_probs]).astype(np.int64)
+    width = rng.integers(1, 50, lo.shape[0]).astype(np.int64)
+    return {
+        "tbin": np.sort(rng.integers(0, nt, n)).astype(np.int64),
+        "u": [rng.random(n) for _ in range(3)],
+        "mix": _alias_tables(list(mix)),
+        "qcold": rng.random((nt, c)) * 0.3,
+        "sd": _alias_tables(sd_probs),
+        "lo": lo,
+        "width": width,
+        "grid": np.array([0, 1, 2, 4, 8, 16, 32, 64, 128, 1 << 20], np.int64),
+    }
+
+
+def _draw(a, rep, block):
+    n, c = a["tbin"].shape[0], a["qcold"].shape[1]
+    acc = np.full(c, 0.5)
+    prev = np.array([-1], np.int64)
+    out = [np.empty(n, np.int32), np.empty(n, np.bool_), np.empty(n, np.int64), np.empty(n, np.int64)]
+    for s in range(0, n, block):  # pieces: the carried state (prev, acc) makes them one stream
+        e = min(n, s + block)
+        K._draw_accesses(
+            a["tbin"][s:e], *(u[s:e] for u in a["u"]), *a["mix"], a["qcold"], acc, *a["sd"], a["lo"],
+            a["width"], a["grid"], True, rep, prev, *(o[s:e] for o in out))
+    return out
+
+
+def test_fused_pre_draws_equal_the_separate_kernels(rng):
+    a = _pre_draw_inputs(rng)
+    c = a["qcold"].shape[1]
+    cls, cold, dd, gb = _draw(a, np.zeros(c), 777)
+    want_cls = K._alias_draw(a["tbin"], a["u"][0], *a["mix"])
+    want_cold = K._cold_schedule(want_cls, a["qcold"][a["tbin"], want_cls], np.full(c, 0.5))
+    want_dd, want_gb = K._draw_sd(want_cls, a["u"][1], a["u"][2], *a["sd"], a["lo"], a["width"], a["grid"], True)
+    assert np.array_equal(cls, want_cls) and np.array_equal(cold, want_cold)
+    assert np.array_equal(dd, want_dd) and np.array_equal(gb, want_gb)
+
+
+def test_immediate_repeats_follow_the_previous_class(rng):
+    a = _pre_draw_inputs(rng, n=20_000)
+    rep = np.array([0.0, 0.5, 0.2, 0.9])
+    cls, cold, dd, gb = _draw(a, rep, 20_000)
+    assert np.array_equal([x for x in _draw(a, rep, 333)[0]], cls)  # block size does not matter
+    is_rep = gb == -1
+    assert not is_rep[0] and np.all(cls[1:][is_rep[1:]] == cls[:-1][is_rep[1:]])
+    assert np.all(dd[is_rep] == 0) and not cold[is_rep].any()
+    for c in range(4):  # P(repeat | previous access of class c) = rep[c]
+        after = np.nonzero(cls[:-1] == c)[0] + 1
+        assert abs(is_rep[after].mean() - rep[c]) < 4 * np.sqrt(0.25 / max(after.shape[0], 1)) + 1e-9
+
+
+def test_immediate_repeats_are_fitted_and_reproduced(rng):
+    """Ids read twice in a row (write after read): the repeat rate is fitted and the twin keeps it."""
+    ids = planted_trace(20_000)
+    twice = rng.random(ids.shape[0]) < 0.3
+    ids = np.repeat(ids, np.where(twice, 2, 1))
+    real = Trace.single(ids)
+    model = TraceModel().fit(real)
+    d = model.model_
+    node = d["tables"][0]["ids"]
+    assert max(node["repeat"]) > 0.1
+    without = TraceModel.from_spec(
+        {**d, "tables": [{**d["tables"][0], "ids": {**node, "repeat": [0.0] * len(node["classes"])}}]}
+    )
+    r0 = (naive.stack_distances(ids) == 0).mean()  # about 0.33
+    got = []
+    for m in (model, without):
+        syn = m.sample(seed=2)
+        got.append(((naive.stack_distances(syn.tables[0].values) == 0).mean(), fidelity(real, syn)["t0"]))
+    assert abs(got[0][0] - r0) < 0.04 and abs(got[1][0] - r0) > 0.15  # without: about 0.10
+    assert got[0][1]["mrc_mean"] < 0.5 * got[1][1]["mrc_mean"] and got[0][1]["top1"] <= 0.03
+
+
+def test_block_size_does_not_change_the_sample():
+    ids = planted_trace(20_000)
+    model = TraceModel(calibrate=0).fit(Trace.single(ids))
+    a = model.sample(20_000, seed=3)
+    old = ClassStackSampler.BLOCK
+    try:
+        ClassStackSampler.BLOCK = 1_000
+        b = model.sample(20_000, seed=3)
+    finally:
+        ClassStackSampler.BLOCK = old
+    assert a.equals(b)

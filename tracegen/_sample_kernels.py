@@ -9,8 +9,9 @@ queries, so the class-``c`` ids just above and below a drawn global depth are fo
 the two is taken with probabilities that keep E[log(1 + depth)] equal to the drawn one. Each id gets an
 access budget (drawn from its class's count distribution) when created; an id that used it up stays
 in the LRU stack but leaves its class's bitset, so it is never reused (within-class counts stay
-narrow). Optionally (``couple``) the id at exactly the drawn depth is taken when its class passes a
-maximal coupling to the fitted P(class | depth bin) (see :func:`_class_stack_run`).
+narrow). For drawn depths below ``couple_below`` (all in the coupled mode) the id at exactly the
+drawn depth is taken when its class passes a maximal coupling to the fitted P(class | depth bin)
+(see :func:`_class_stack_run`). Immediate repeats are drawn before the kernel (``_draw_accesses``).
 
 Kernels take arrays and return arrays; the random numbers are drawn outside (vectorised) and
 replayed here. ``state`` is an int64 array ``[counter, live, created]``.
@@ -209,11 +210,12 @@ def _fen_select_rem(tree, k):
     step = np.int64(1) << _msb(np.uint64(n))
     pos = 0
     rem = k
-    while step > 0:
+    while step > 0:  # branch-free descent (n is a power of two: q <= n on valid queries)
         q = pos + step
-        if q <= n and tree[q] < rem:
-            pos = q
-            rem -= tree[q]
+        t = tree[q] if q <= n else rem
+        lt = t < rem
+        pos = q if lt else pos
+        rem = rem - t if lt else rem
         step >>= 1
     return pos, rem
 
@@ -363,13 +365,14 @@ def _class_stack_run(
     slack,
     ptab,
     qcnt,
-    couple,
+    couple_below,
 ):
     """Sample accesses ``start..len(cls)-1`` into ``out`` (ordinals of synthetic ids).
 
     Per access ``i``: ``cls[i]`` and ``cold[i]`` were drawn from the time bin's class mix and cold
     rates. A cold access creates a new id of that class on top. A warm one has a drawn stack
-    distance ``dd[i]`` (common-grid bin ``gbin[i]``); with ``couple`` the id at exactly that depth is
+    distance ``dd[i]`` (common-grid bin ``gbin[i]``, -1 for an immediate repeat); when
+    ``dd[i] < couple_below`` and ``gbin[i] >= 0`` the id at exactly that depth is
     taken when its class ``c'`` passes a maximal coupling of the running class-at-depth frequency
     ``Q(c'|bin)`` (``qcnt``) to the fitted ``P(c'|bin)`` (``ptab``): accepted with probability
     ``min(1, P/Q)``, otherwise the class is drawn from the residual ``max(0, P - Q)``. Then the
@@ -399,7 +402,7 @@ def _class_stack_run(
                     k = 1
                 s = _live_select_top(tree, live0, counter - 1, live - k, k)
                 take = False
-                if couple:
+                if dd[i] < couple_below and gbin[i] >= 0:
                     bb = gbin[i]
                     cs = slots[s, 1]
                     col = cs if slots[s, 2] > 0 else n_cls
@@ -436,7 +439,7 @@ def _class_stack_run(
                                         break
                 if take:
                     chosen = s
-                elif slots[s, 1] == c and slots[s, 2] > 0:
+                elif (b0[c, s >> 6] >> np.uint64(s & 63)) & _ONE:  # s is a selectable id of class c
                     chosen = s
                 else:
                     sc = _bs_succ(b0, b1, b2, c, s)
@@ -469,15 +472,19 @@ def _class_stack_run(
             live += 1
             cc = c
             rem = _budget(ubud[i], bud_lo[c], bud_hi[c], bud_a[c], slack) - 1
+            _live_add(tree, live0, counter, 1)
         else:
             o = slots[chosen, 0]
             cc = slots[chosen, 1]
             rem = slots[chosen, 2] - 1
-            _live_add(tree, live0, chosen, -1)
+            live0[chosen >> 6] &= ~_bit(chosen & 63)
+            if (chosen >> 6) != (counter >> 6):  # same 64-slot block: its count does not change
+                _fen_add(tree, chosen >> 6, -1)
+                _fen_add(tree, counter >> 6, 1)
             if slots[chosen, 2] > 0:
                 _bs_clear(b0, b1, b2, cc, chosen)
             slots[chosen, 0] = -1
-        _live_add(tree, live0, counter, 1)
+            live0[counter >> 6] |= _bit(counter & 63)
         if rem > 0:
             _bs_set(b0, b1, b2, cc, counter)
         slots[counter, 0] = o
@@ -676,3 +683,67 @@ def _cold_schedule(cls, q, acc):
             out[i] = False
         acc[c] = a
     return out
+
+
+@njit(cache=True)
+def _draw_accesses(
+    tbin, u_cls, u_sd, u_in, m_off, m_size, m_aprob, m_alias, qcold, acc, off, size, aprob, alias, lo, width, grid,
+    with_grid, rep, prev, cls, cold, dd, gb
+):
+    """One pass of the per-access pre-draws into ``cls`` (int32), ``cold``, ``dd`` and ``gb``.
+
+    After an access of class ``p`` (``prev[0]``, carried across calls; ``-1`` = none yet), with
+    probability ``rep[p]`` (``u_cls < rep[p]``) the access is an immediate repeat: class ``p``,
+    warm, stack distance 0. Otherwise the class is drawn from alias group ``tbin`` with the rescaled
+    uniform, then as :func:`_cold_schedule` with ``q = qcold[tbin, cls]`` and :func:`_draw_sd`
+    (``gb`` is written only with ``with_grid``; -1 for a repeat: never coupled).
+    """
+    ng = grid.shape[0] - 1
+    p = prev[0]
+    for i in range(tbin.shape[0]):
+        t = tbin[i]
+        u = u_cls[i]
+        if p >= 0 and rep[p] > 0.0:
+            if u < rep[p]:
+                cls[i] = p
+                cold[i] = False
+                dd[i] = 0
+                gb[i] = -1  # no coupling for a repeat
+                continue
+            u = (u - rep[p]) / (1.0 - rep[p])
+        x = u * m_size[t]
+        j = np.int64(x)
+        if j >= m_size[t]:
+            j = m_size[t] - 1
+        k = m_off[t] + j
+        c = j if x - j < m_aprob[k] else m_alias[k]
+        cls[i] = c
+        p = c
+        a = acc[c] + qcold[t, c]
+        if a >= 1.0:
+            cold[i] = True
+            a -= 1.0
+        else:
+            cold[i] = False
+        acc[c] = a
+        x = u_sd[i] * size[c]
+        j = np.int64(x)
+        if j >= size[c]:
+            j = size[c] - 1
+        k = off[c] + j
+        b = off[c] + (j if x - j < aprob[k] else alias[k])
+        v = lo[b] + np.int64(u_in[i] * width[b])
+        if v >= lo[b] + width[b]:
+            v = lo[b] + width[b] - 1
+        dd[i] = v
+        if with_grid:
+            a0 = 0
+            z = ng
+            while z - a0 > 1:  # grid[a0] <= v < grid[z]
+                m = (a0 + z) >> 1
+                if grid[m] <= v:
+                    a0 = m
+                else:
+                    z = m
+            gb[i] = a0
+    prev[0] = p

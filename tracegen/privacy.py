@@ -7,22 +7,33 @@ use (:func:`raw_ids_in`, :func:`longest_common_run`).
 DP model: the privacy unit is one *sample* (one row of the trace: its bag in every table, its dense
 features and its label); neighbouring traces differ by replacing one sample (bounded DP; the sample
 count ``B`` is public). Each sample's contribution is bounded by clipping every bag to ``max_bag``
-ids. Only quantities with a proven L1 sensitivity are released, all with the Laplace mechanism at
-scale ``sensitivity / epsilon`` (one mechanism over their concatenation, so the spent budget is
-exactly ``(epsilon, 0)``):
+ids (``L``). Only quantities with a proven L1 sensitivity are released, by two Laplace mechanisms
+composed sequentially (``epsilon = epsilon_pop + epsilon_rt``, ``epsilon_rt = DP_REUSE_SHARE *
+epsilon``; the spent budget is exactly ``(epsilon, 0)``):
+
+popularity mechanism (scale ``S_pop / epsilon_pop``):
 
 - per table, the ids' (count bin x first-access time bin) histogram: replacing one sample changes
-  at most ``2 * max_bag`` ids' counts and first-access bins, each moving one unit between two cells:
-  sensitivity ``4 * max_bag``;
-- per table, the largest id count (bounds the count bins): sensitivity ``max_bag``;
+  at most ``2 L`` ids' counts and first-access bins, each moving one unit between two cells:
+  sensitivity ``4 L``;
+- per table, the largest id count (bounds the count bins): sensitivity ``L``;
 - per table, the clipped bag-length histogram: sensitivity 2;
 - the label count: sensitivity 1; per dense column a histogram over fixed (data-independent)
   signed log-spaced bins: sensitivity 2 per column.
 
+reuse-time mechanism (scale ``S_rt / epsilon_rt``):
+
+- per table, the histogram of reuse times measured in *samples* (log bins whose edges depend on
+  ``B`` only) plus the first-access count: sensitivity ``6 L`` (:func:`reuse_time_histogram`;
+  the argument is in ``docs/privacy.md``; sample indices never shift under replacement, stream
+  positions would).
+
 Stack-distance histograms are NOT released under DP (one access shifts the stack distance of every
-later reuse whose window contains it: unbounded sensitivity). Locality is derived from the private
-popularity instead: an independent-reference model over the noisy popularity classes, with each
-class's stack-distance distribution computed by Che's approximation.
+later reuse whose window contains it: unbounded sensitivity). Locality is derived by
+post-processing: the global stack-distance law by StatStack (:func:`statstack_sd_cdf`) from the
+noisy reuse times; per-class shapes by Che's approximation of an independent-reference model over
+the noisy popularity classes, mapped by one monotone depth map onto the StatStack law
+(:func:`quantile_map_classes`).
 """
 
 from __future__ import annotations
@@ -35,7 +46,11 @@ from tracegen.errors import TracegenError
 from tracegen.trace import Trace
 
 DP_TIME_BINS = 8
+DP_FINE_TIME_BINS = 64  # time slices of the emitted node (post-processing)
 DP_DEFAULT_MAX_BAG = 32
+DP_REUSE_BINS_PER_OCTAVE = 8
+# share of epsilon spent on the reuse-time histograms (the rest on the popularity quantities)
+DP_REUSE_SHARE = 0.25
 _DENSE_EDGES = np.concatenate(
     [-(2.0 ** (np.arange(80, -1, -1) / 2.0) - 1.0)[:-1], 2.0 ** (np.arange(0, 81) / 2.0) - 1.0]
 )  # signed log bins, 0 is an edge
@@ -88,6 +103,204 @@ def _che_sd_node(n_ids: np.ndarray, rates: np.ndarray, c: int, n_acc: float, per
     }
 
 
+# ---------------------------------------------------------------------------------------------------
+# reuse times (in samples) and StatStack
+# ---------------------------------------------------------------------------------------------------
+
+
+def reuse_time_edges(n_samples: int, per_octave: int = DP_REUSE_BINS_PER_OCTAVE) -> np.ndarray:
+    """Public (data-independent) bin edges of reuse times in samples: exact below ``2 * per_octave``,
+    then ``per_octave`` bins per octave, up to ``n_samples`` (the last edge exceeds every reuse time)."""
+    from tracegen.tracemodel import _sd_grid
+
+    return _sd_grid(max(int(n_samples), 1), per_octave)
+
+
+def reuse_time_histogram(values: np.ndarray, lengths: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, int]:
+    """Histogram of the reuse times of one table's access stream, measured in *samples*, and its cold count.
+
+    Each access whose id was accessed before has reuse time ``s - s_prev`` (sample index of this access
+    minus that of the previous access to the same id; 0 for a repeat inside one bag), binned on
+    ``edges``; each first access counts in ``cold`` (which also equals the number of accesses never
+    reused). Replacing one sample with bags of at most ``L`` ids changes the histogram and ``cold`` by at
+    most ``6 L`` in L1 (docs/privacy.md), because sample indices never shift under replacement.
+    """
+    from tracegen.locality import dense_keys
+
+    values = np.asarray(values)
+    lengths = np.asarray(lengths, np.int64)
+    n = values.shape[0]
+    hist = np.zeros(edges.shape[0] - 1, np.int64)
+    if n == 0:
+        return hist, 0
+    keys, _ = dense_keys(values)
+    sidx = np.repeat(np.arange(lengths.shape[0], dtype=np.int64), lengths)
+    order = np.argsort(keys, kind="stable")  # stable: accesses of one id stay in stream order
+    k_sorted = keys[order]
+    s_sorted = sidx[order]
+    same = k_sorted[1:] == k_sorted[:-1]
+    rt = (s_sorted[1:] - s_sorted[:-1])[same]
+    cold = int(n - rt.shape[0])
+    b = np.clip(np.searchsorted(edges, rt, side="right") - 1, 0, edges.shape[0] - 2)
+    hist += np.bincount(b, minlength=edges.shape[0] - 1)
+    return hist, cold
+
+
+def _rt_tail_sums(edges: np.ndarray, counts: np.ndarray, cold: float):
+    """Helpers for the piecewise-uniform reuse-time law: per bin width, tail mass above the bin, and
+    ``C(e_b) = sum_{k < e_b} T(k)`` with ``T(k) = cold + mass of reuse times > k``."""
+    e = np.asarray(edges, np.float64)
+    h = np.asarray(counts, np.float64)
+    w = np.diff(e)
+    above = cold + (h[::-1].cumsum()[::-1] - h)  # mass in bins strictly after b, plus the never-reused
+    per_bin = w * above + h * (w - 1.0) / 2.0  # sum over k in bin b of T(k)
+    c_at = np.concatenate([[0.0], per_bin.cumsum()])
+    return e, h, w, above, c_at
+
+
+def statstack_depth(edges: np.ndarray, counts: np.ndarray, cold: float, t: np.ndarray) -> np.ndarray:
+    """StatStack (Eklov and Hagersten, ISPASS 2010): expected LRU stack distance of a reuse with reuse time
+    ``t`` (in accesses), ``sum_{k=1}^{t-1} P(F > k)``, ``F`` the forward reuse time of an access.
+
+    ``counts`` is a histogram of reuse times on integer-valued ``edges`` (bin ``b`` holds the integers
+    ``edges[b] .. edges[b+1]-1``, uniformly spread inside the bin), ``cold`` the number of accesses never
+    reused (forward reuse time infinite; equal to the number of first accesses). Exact for unit bins.
+    """
+    e, h, w, above, c_at = _rt_tail_sums(edges, counts, cold)
+    n_tot = float(h.sum() + cold)
+    t = np.asarray(t, np.float64)
+    if n_tot <= 0:
+        return np.zeros_like(t)
+    tc = np.clip(t, e[0], e[-1])
+    b = np.clip(np.searchsorted(e, tc, side="right") - 1, 0, h.shape[0] - 1)
+    n = tc - e[b]  # terms k = e_b .. t-1 inside bin b
+    part = n * above[b] + h[b] / w[b] * (n * (w[b] - 1.0) - n * (n - 1.0) / 2.0)
+    c_t = c_at[b] + part
+    t0 = above[0] + h[0] / w[0] * (w[0] - 1.0)  # T(0)
+    out = np.where(t >= 1, c_t - t0, 0.0) / n_tot
+    return np.maximum(out, 0.0)
+
+
+def statstack_sd_cdf(
+    edges: np.ndarray,
+    counts: np.ndarray,
+    cold: float,
+    sd_grid: np.ndarray,
+    per_sample: float = 1.0,
+    max_points: int = 1 << 16,
+) -> np.ndarray | None:
+    """The global LRU stack-distance law of the reuses implied by a reuse-time histogram (StatStack).
+
+    Returns ``P(SD < sd_grid[i])`` for every grid edge (the CDF of the reuses' stack distances), or
+    None when the histogram is empty. Reuse times are in samples; ``per_sample`` (mean accesses per
+    sample) scales the distinct-count sum, plus half a bag at each end for multi-hot tables. Each reuse
+    time's expected depth is split between its two neighbouring integers (mean-preserving).
+    """
+    e = np.asarray(edges, np.int64)
+    h = np.maximum(np.asarray(counts, np.float64), 0.0)
+    if h.sum() <= 0:
+        return None
+    top = int(e[-1])
+    if top <= max_points:
+        t = np.arange(top, dtype=np.int64)
+        b = np.searchsorted(e, t, side="right") - 1
+        mass = h[b] / np.diff(e)[b]
+    else:  # integer points: every edge, plus a geometric grid; each point carries its segment's mass
+        t = np.unique(np.concatenate([e[:-1], np.geomspace(1, top - 1, max_points).astype(np.int64)]))
+        cdf_e = np.concatenate([[0.0], h.cumsum()])
+        cdf_t = np.interp(np.append(t, top).astype(np.float64), e.astype(np.float64), cdf_e)
+        mass = np.diff(cdf_t)
+    m = float(per_sample)
+    d = m * statstack_depth(e, h, cold, t)
+    if m > 1.0:
+        surv = 1.0 - np.interp(t.astype(np.float64), e.astype(np.float64), np.concatenate([[0.0], h.cumsum()])) / (
+            h.sum() + cold
+        )
+        d = np.where(t >= 1, d + (m - 1.0) / 2.0 * (1.0 + surv), (m - 1.0) / 3.0)
+    d = np.minimum(d, float(sd_grid[-1]) - 1.0)
+    lo = np.floor(d)
+    frac = d - lo
+    g = np.asarray(sd_grid, np.int64)
+    nb = g.shape[0] - 1
+    bl = np.clip(np.searchsorted(g, lo, side="right") - 1, 0, nb - 1)
+    bh = np.clip(np.searchsorted(g, lo + 1.0, side="right") - 1, 0, nb - 1)
+    pm = np.bincount(bl, mass * (1.0 - frac), minlength=nb) + np.bincount(bh, mass * frac, minlength=nb)
+    if pm.sum() <= 0:
+        return None
+    return np.concatenate([[0.0], np.cumsum(pm) / pm.sum()])
+
+
+def quantile_map_classes(class_sd: list, weights: np.ndarray, grid: np.ndarray, target_cdf: np.ndarray) -> list:
+    """Map every class's stack-distance law through one monotone map of depth so the mixture matches.
+
+    ``class_sd[c]`` is an ``empirical-binned`` node on a prefix of ``grid`` (or None), ``weights[c]`` the
+    class's share of reuses. With ``F`` the weighted mixture CDF and ``G`` the target CDF, the map is
+    ``G^-1 o F``; a class's new CDF at depth ``x`` is ``F_c(F^-1(G(x)))``, so the new mixture is ``G``
+    and each class keeps its rank in depth (hot classes stay shallow).
+    """
+    g = np.asarray(grid, np.float64)
+    n_e = g.shape[0]
+    cdfs, ws = [], []
+    for node, w in zip(class_sd, weights):
+        if node is None or w <= 0:
+            cdfs.append(None)
+            continue
+        p = np.asarray(node["probs"], np.float64)
+        c = np.ones(n_e)
+        c[: p.shape[0] + 1] = np.concatenate([[0.0], np.cumsum(p)])
+        c[0] = 0.0
+        cdfs.append(np.minimum(c, 1.0))
+        ws.append(w)
+    if not ws:
+        return list(class_sd)
+    wsum = float(sum(ws))
+    mix = sum(w * c for w, c in zip(weights, cdfs) if c is not None) / wsum
+    mix_strict = mix + 1e-12 * np.arange(n_e)  # np.interp needs increasing abscissae
+    depth = np.interp(np.asarray(target_cdf, np.float64), mix_strict, g)  # F^-1(G(x)) at every grid edge
+    out = []
+    for node, c in zip(class_sd, cdfs):
+        if c is None:
+            out.append(node)
+            continue
+        new = np.interp(depth, g, c)
+        probs = np.maximum(np.diff(new), 0.0)
+        if probs.sum() <= 0:
+            out.append(node)
+            continue
+        last = int(np.nonzero(probs)[0][-1]) + 1
+        probs = probs[:last] / probs[:last].sum()
+        out.append(
+            {
+                "kind": "empirical-binned",
+                "edges": [int(x) for x in grid[: last + 1]],
+                "probs": [float(v) for v in probs],
+            }
+        )
+    return out
+
+
+def _twin_mrc_score(
+    node: dict, lengths: np.ndarray, cardinality: int, grid: np.ndarray, target_cdf: np.ndarray, cold_frac: float
+) -> float:
+    """LRU miss-ratio error of a sampled twin of ``node`` against the derived (private) curve
+    ``cold_frac + (1 - cold_frac) * (1 - target_cdf)``: mean / 0.005 + max / 0.02 over the grid edges."""
+    from tracegen.locality import stack_distances
+    from tracegen.tracemodel import ClassStackSampler, _time_bins
+
+    smp = ClassStackSampler(node, cardinality, np.random.SeedSequence([0, 99]))
+    out = smp.next(int(lengths.sum()), _time_bins(lengths, int(node["n_time_bins"])))
+    sd = stack_distances(out)
+    n = max(sd.shape[0], 1)
+    warm = np.sort(sd[sd >= 0])
+    g = np.asarray(grid, np.int64)
+    sizes = np.unique(np.geomspace(1, max(int(g[-1]), 2), 40).astype(np.int64))
+    twin = 1.0 - np.searchsorted(warm, sizes, side="left") / n  # misses: cold + reuses with sd >= size
+    tgt_cdf = np.interp(sizes.astype(np.float64), g.astype(np.float64), np.asarray(target_cdf, np.float64))
+    want = cold_frac + (1.0 - cold_frac) * (1.0 - tgt_cdf)
+    e = np.abs(twin - want)
+    return float(e.mean() / 0.005 + e.max() / 0.02)
+
+
 def fit_dp(trace: Trace, params, progress: bool = False) -> dict:
     """The (epsilon, 0)-DP fit of ``trace`` (see the module docstring); returns the model parts."""
     from tracegen._util import progress as _progress
@@ -95,8 +308,10 @@ def fit_dp(trace: Trace, params, progress: bool = False) -> dict:
     from tracegen.tracemodel import (
         CALIBRATE_MAX_ACCESSES,
         DEFAULT_BUDGET_SLACK,
+        HYBRID_BELOW,
         SPARSE_KEYS,
         _probs,
+        _sd_grid,
         calibrate_class_stack,
     )
 
@@ -113,7 +328,12 @@ def fit_dp(trace: Trace, params, progress: bool = False) -> dict:
             caps.append(1 if t.lengths.max(initial=0) <= 1 else DP_DEFAULT_MAX_BAG)
     n_dense = 0 if trace.dense is None else int(trace.dense.shape[1])
     sens = sum(5 * c + 2 for c in caps) + (1 if trace.labels is not None else 0) + 2 * n_dense
-    scale = sens / eps
+    sens_rt = sum(6 * c for c in caps)
+    eps_rt = DP_REUSE_SHARE * eps
+    eps_pop = eps - eps_rt
+    scale = sens / eps_pop
+    scale_rt = sens_rt / eps_rt
+    rt_edges = reuse_time_edges(b)
     rng = np.random.default_rng()  # fresh OS entropy: DP noise must not be reproducible from a seed
     nt = int(max(1, min(DP_TIME_BINS, b)))
     tables = []
@@ -128,6 +348,12 @@ def fit_dp(trace: Trace, params, progress: bool = False) -> dict:
             if noisy_len.sum() <= 0:
                 noisy_len[1] = 1.0
             bag = {"kind": "empirical", "values": list(range(cap + 1)), "probs": _probs(noisy_len)}
+        # reuse times in samples (second Laplace mechanism, sensitivity 6 L per table)
+        rt_hist, rt_cold = reuse_time_histogram(vals, lens, rt_edges)
+        noisy_rt = np.maximum(_laplace(rng, rt_hist, scale_rt), 0.0)
+        noisy_rt_cold = max(float(_laplace(rng, float(rt_cold), scale_rt)), 0.0)
+        if cap == 1:
+            noisy_rt[0] = 0.0  # public: one-id bags cannot repeat an id inside a bag
         keys, u = dense_keys(vals)
         counts = np.bincount(keys, minlength=u)
         # count bins over a public range: 1 .. B * cap accesses
@@ -177,18 +403,52 @@ def fit_dp(trace: Trace, params, progress: bool = False) -> dict:
             ]
         )
         mid = np.clip(mid, lo, np.maximum(hi, lo))
-        acc = n_ids * mid
-        share = acc / acc.sum()
         # accesses of the table: B times the mean of the private bag-length pmf (post-processing)
         if bag["kind"] == "constant":
             n_acc = float(b * bag["value"])
         else:
             n_acc = float(b * np.dot(np.arange(cap + 1), np.asarray(bag["probs"])))
         n_acc = max(n_acc, 1.0)
+        # the top class's noisy totals are the least reliable (few ids, large counts): its noise-clipped
+        # weights drop its hottest ids (mean count biased low), and a noise excursion can fake hundreds of
+        # hot ids. It takes the accesses the other (many-id) classes leave instead: raise its mean count
+        # (up to its count range) when they exceed its estimate, else lower its id count
+        top_scale = 1.0
+        if n_cls > 1:
+            resid = n_acc - float((n_ids[:-1] * mid[:-1]).sum())
+            if resid > 0:
+                if resid >= n_ids[-1] * mid[-1]:
+                    mid[-1] = float(min(resid / n_ids[-1], max(hi[-1], lo[-1])))
+                else:
+                    new_n = max(resid / mid[-1], 1.0)
+                    top_scale = new_n / n_ids[-1]
+                    n_ids[-1] = new_n
+        acc = n_ids * mid
+        share = acc / acc.sum()
         rates = share / n_ids  # per-access probability of one id of each class
         cold_t = np.maximum(np.stack([noisy[g].sum(0) for g in groups], axis=1), 0.0)  # (nt, C)
-        acc_t = share[None, :] * (n_acc / nt)
+        cold_t[:, -1] *= top_scale
+        # post-processing: footprint growth on DP_FINE_TIME_BINS slices, by a monotone (PCHIP) curve
+        # through each class's cumulative noisy first accesses at the DP_TIME_BINS knots (piecewise
+        # constant rates would make the footprint piecewise linear: ~0.04 error on concave growth)
+        nf = int(max(1, min(DP_FINE_TIME_BINS, b))) if nt > 1 else nt
+        if nf > nt:
+            from scipy.interpolate import PchipInterpolator
+
+            cum = np.concatenate([np.zeros((1, n_cls)), np.cumsum(cold_t, axis=0)])
+            fine = PchipInterpolator(np.arange(nt + 1) / nt, cum, axis=0)(np.arange(nf + 1) / nf)
+            cold_t = np.maximum(np.diff(np.maximum.accumulate(fine, axis=0), axis=0), 0.0)
+        ntf = cold_t.shape[0]  # time slices of the node
+        acc_t = share[None, :] * (n_acc / ntf)
         cold = np.clip(cold_t / np.maximum(acc_t, 1e-12), 0, 1)
+        sd_nodes = [_che_sd_node(n_ids, rates, c, n_acc, params.sd_bins_per_octave) for c in range(n_cls)]
+        # post-processing: the global stack-distance law by StatStack from the noisy reuse times; the
+        # per-class Che laws keep their shape and are mapped by one monotone depth map onto it
+        sd_grid = _sd_grid(int(max(float(n_ids.sum()), 2)), params.sd_bins_per_octave)
+        target = statstack_sd_cdf(rt_edges, noisy_rt, noisy_rt_cold, sd_grid, per_sample=n_acc / max(b, 1))
+        if target is not None:
+            reuses = np.maximum(share * n_acc - n_ids, 0.0)
+            sd_nodes = quantile_map_classes(sd_nodes, reuses, sd_grid, target)
         classes = []
         for c in range(n_cls):
             classes.append(
@@ -197,23 +457,36 @@ def fit_dp(trace: Trace, params, progress: bool = False) -> dict:
                     "n_ids": int(round(n_ids[c])),
                     "mean_count": float(mid[c]),
                     "share": float(share[c]),
-                    "sd": _che_sd_node(n_ids, rates, c, n_acc, params.sd_bins_per_octave),
+                    "sd": sd_nodes[c],
                 }
             )
-        mix = [[float(v) for v in share / share.sum()] for _ in range(nt)]
+        mix = [[float(v) for v in share / share.sum()] for _ in range(ntf)]
         node = {
             "kind": "class-stack",
-            "n_time_bins": nt,
+            "n_time_bins": ntf,
             "budget_slack": DEFAULT_BUDGET_SLACK,
             "classes": classes,
             "mix": mix,
             "cold": [[float(v) for v in row] for row in cold],
         }
         if getattr(params, "calibrate", 0) and n_acc <= CALIBRATE_MAX_ACCESSES:
-            # post-processing: calibrate against the Che-derived targets on public-shaped bags
+            # post-processing: calibrate against the derived targets on public-shaped bags, and pick the
+            # sampling mode whose twin best matches the derived (StatStack) LRU curve
             flat = np.full(b, max(1, int(round(n_acc / max(b, 1)))), np.int64)
             card = int(t.cardinality) if int(t.cardinality) < SPARSE_KEYS else max(1, int(round(n_ids.sum())))
-            node = calibrate_class_stack(node, flat, card, iters=int(params.calibrate))
+            cands = [
+                calibrate_class_stack(node, flat, card, iters=int(params.calibrate)),
+                calibrate_class_stack(
+                    {**node, "coupling": False, "coupling_below": HYBRID_BELOW}, flat, card, iters=int(params.calibrate)
+                ),
+                {**node, "coupling": False, "coupling_below": HYBRID_BELOW},
+            ]
+            if target is not None:
+                cold_n = float(np.clip(noisy_rt_cold, 1.0, n_acc))
+                scores = [_twin_mrc_score(c, flat, card, sd_grid, target, cold_n / n_acc) for c in cands]
+                node = cands[int(np.argmin(scores))]
+            else:
+                node = cands[0]
         tables.append(
             {
                 "name": t.name,
@@ -259,6 +532,7 @@ def fit_dp(trace: Trace, params, progress: bool = False) -> dict:
         released.append("label count")
     if dense is not None:
         released.append("per dense column: histogram over fixed signed log bins")
+    released.append("per table: reuse-time histogram in samples (log bins) and first-access count")
     privacy = {
         "raw_ids": False,
         "first_appearance_order": False,
@@ -271,11 +545,36 @@ def fit_dp(trace: Trace, params, progress: bool = False) -> dict:
             "unit": "sample",
             "adjacency": "replace one sample (n_samples public)",
             "mechanism": "laplace",
+            "composition": "sequential: popularity mechanism + reuse-time mechanism",
             "sensitivity": float(sens),
             "noise_scale": float(scale),
+            "mechanisms": [
+                {
+                    "name": "popularity",
+                    "mechanism": "laplace",
+                    "quantities": released[:-1],
+                    "epsilon": eps_pop,
+                    "sensitivity": float(sens),
+                    "noise_scale": float(scale),
+                },
+                {
+                    "name": "reuse-time",
+                    "mechanism": "laplace",
+                    "quantities": released[-1:],
+                    "epsilon": eps_rt,
+                    "sensitivity": float(sens_rt),
+                    "noise_scale": float(scale_rt),
+                    "time_unit": "samples",
+                    "bins_per_octave": DP_REUSE_BINS_PER_OCTAVE,
+                },
+            ],
             "max_bag": {t.name: c for t, c in zip(trace.tables, caps)},
             "released": released,
-            "locality": "IRM over the private popularity classes; stack distances by Che's approximation",
+            "locality": (
+                "per-class shapes by Che's approximation over the private popularity classes, mapped by one "
+                "monotone depth map onto the global stack-distance law StatStack derives from the private "
+                "reuse-time histogram"
+            ),
         },
     }
     return {"tables": tables, "dense": dense, "labels": labels, "privacy": privacy}

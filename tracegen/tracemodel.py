@@ -8,9 +8,10 @@ draws a synthetic :class:`~tracegen.trace.Trace` (same seed, same trace), :meth:
 The fitted id model of a table (kind ``"class-stack"``): ids are grouped into popularity classes
 by their total access count (log-spaced count bins, merged until each class holds >= K ids); each
 class keeps its access share, the distribution of the *global* LRU stack distance of its warm
-accesses, and per time bin its share of accesses and its cold (first-access) rate. Sampling draws
-the class of each access, then either creates a new id or reuses the live id of that class whose
-global LRU depth is nearest to a drawn stack distance. The global stack-distance distribution
+accesses, its immediate-repeat rate, and per time bin its share of accesses and its cold
+(first-access) rate. Sampling either repeats the previous access's id (at that class's repeat
+rate) or draws the class of the access, then either creates a new id or reuses the live id of
+that class whose global LRU depth is nearest to a drawn stack distance. The global stack-distance distribution
 (hence the LRU miss-ratio curve) and the class shares (hence the popularity curve) are both kept.
 
 Notation: ``B`` samples, ``T`` tables, ``N`` accesses of one table, ``C`` popularity classes.
@@ -47,6 +48,16 @@ def synthetic_cardinality(cardinality: int, distinct: int) -> int:
 
 
 DEFAULT_COUPLING = False  # for nodes without a "coupling" field
+ALWAYS = 1 << 62  # coupling_below of the fully coupled mode
+HYBRID_BELOW = 256  # coupling_below of the in-between mode tried by choose_mode
+
+
+def coupling_below(node: dict) -> int:
+    """Drawn stack distances below this use the coupled pick: all with ``coupling``, else the node's
+    ``coupling_below`` (default 0: none)."""
+    if bool(node.get("coupling", DEFAULT_COUPLING)):
+        return ALWAYS
+    return int(node.get("coupling_below", 0))
 PROB_TOL = 1e-6
 FITTED_KINDS = ("class-stack",)
 
@@ -251,7 +262,10 @@ def fit_class_stack(
     cold = np.bincount(tb[cold_mask] * n_cls + acls[cold_mask], minlength=nt * n_cls).reshape(nt, n_cls)
     n_ids = np.bincount(cls_of_id, minlength=n_cls)
     share = acc.sum(0)
-    warm = ~cold_mask
+    rep = _repeat_rates(sd, acls, n_cls, min_count)
+    repeat = (sd == 0) & (rep[acls] > 0)  # drawn as immediate repeats, not from the histograms
+    acc_drawn = acc - np.bincount(tb[repeat] * n_cls + acls[repeat], minlength=nt * n_cls).reshape(nt, n_cls)
+    warm = ~cold_mask & ~repeat
     max_sd = int(sd.max()) if n else 0
     grid = _sd_grid(max_sd, sd_bins_per_octave)
     nb = grid.shape[0] - 1
@@ -280,7 +294,8 @@ def fit_class_stack(
         "coupling": DEFAULT_COUPLING,
         "classes": classes,
         "mix": _mix_rows(acc, share),
-        "cold": _cold_rows(cold, acc),
+        "cold": _cold_rows(cold, acc_drawn),
+        "repeat": [float(v) for v in rep],
     }
     if return_stats:
         from tracegen.locality import sd_histogram
@@ -316,17 +331,26 @@ def choose_mode(node: dict, lengths: np.ndarray, cardinality: int, stats: dict, 
 
     ``coupling`` (take the id at exactly the drawn depth when its class passes a maximal coupling
     to P(class | depth)) reproduces bursty hot ids; the uncoupled mode (nearest id of a pre-drawn
-    class, stack distances calibrated) keeps popularity tighter. Only aggregate statistics of the
+    class, stack distances calibrated) keeps popularity tighter. When the coupled twin scores
+    better, a third mode is tried: coupled below ``HYBRID_BELOW`` drawn distance, uncoupled above
+    (calibrated; on the planted Zipf+recency trace LRU MRC mean 0.0047 -> 0.0017). Only aggregate statistics of the
     real table are used (its LRU curve and popularity curve).
     """
-    cands = [{**node, "coupling": True}]
-    plain = {**node, "coupling": False}
-    if calibrate:
-        plain = calibrate_class_stack(plain, lengths, cardinality, iters=calibrate)
-    cands.append(plain)
     # small tables are noisy: judge each mode by its worst of three twins (penalises unstable modes)
     seeds = range(3) if int(lengths.sum()) < 50_000 else range(1)
-    scores = [max(_twin_score(c, lengths, cardinality, stats, seed=s) for s in seeds) for c in cands]
+
+    def score(c):
+        return max(_twin_score(c, lengths, cardinality, stats, seed=s) for s in seeds)
+
+    def calibrated(c, iters):
+        return calibrate_class_stack(c, lengths, cardinality, iters=iters) if iters else c
+
+    cands = [{**node, "coupling": True}, calibrated({**node, "coupling": False}, calibrate)]
+    scores = [score(c) for c in cands]
+    if scores[0] < scores[1]:  # coupling helps: try it for short drawn distances only (in between);
+        # one calibration round (a second bought 0.0037 -> 0.0027 on the planted trace, at a twin's cost)
+        cands.append(calibrated({**node, "coupling": False, "coupling_below": HYBRID_BELOW}, min(calibrate, 1)))
+        scores.append(score(cands[-1]))
     return cands[int(np.argmin(scores))]
 
 
@@ -349,18 +373,29 @@ def calibrate_class_stack(
     ]
     n = int(lengths.sum())
     tb = _time_bins(lengths, int(node["n_time_bins"]))
+    rep = np.asarray(node.get("repeat") or [0.0] * len(node["classes"]), np.float64)
+    rep_target = rep.copy()
     for it in range(iters):
         smp = ClassStackSampler(node, cardinality, np.random.SeedSequence([seed, it]))
         out = smp.next(n, tb)
         cls = smp.last_cls
         sd = stack_distances(out)
+        if rep_target.any():  # drawn distances may land on the top id too: scale the repeat rates
+            c_n = len(node["classes"])
+            got = np.bincount(cls[1:][sd[1:] == 0], minlength=c_n) / np.maximum(
+                np.bincount(cls[:-1], minlength=c_n), 1
+            )
+            with np.errstate(divide="ignore", invalid="ignore"):
+                f = np.where((got > 0) & (rep > 0), np.clip(rep_target / got, 0.25, 4.0) ** gamma, 1.0)
+            rep = np.minimum(rep * f, 0.99)
+            node = {**node, "repeat": [float(v) for v in rep]}
         new_classes = []
         for c, cl in enumerate(node["classes"]):
             if target[c] is None:
                 new_classes.append(cl)
                 continue
             e = np.asarray(cl["sd"]["edges"], np.int64)
-            w = (cls == c) & (sd >= 0)
+            w = (cls == c) & (sd > (0 if rep[c] > 0 else -1))  # repeats are drawn apart (no histogram)
             b = np.clip(np.searchsorted(e, sd[w], side="right") - 1, 0, e.shape[0] - 2)
             real = np.bincount(b, minlength=e.shape[0] - 1).astype(np.float64)
             if real.sum() < 50:
@@ -378,6 +413,21 @@ def calibrate_class_stack(
             new_classes.append({**cl, "sd": {**cl["sd"], "probs": _probs(p)}})
         node = {**node, "classes": new_classes}
     return node
+
+
+def _repeat_rates(sd: np.ndarray, acls: np.ndarray, n_cls: int, k: int) -> np.ndarray:
+    """Per class ``c``, the rate at which the access after a class-``c`` access re-reads the same id.
+
+    An immediate repeat (stack distance 0: a block written right after it is read, an id twice
+    in a row) needs the id on top of the stack to be of the class drawn next; with independent
+    class draws that is rare, and the short distance drawn lands on a deeper id of the class (too
+    few short reuses, too many medium ones). The sampler draws these repeats explicitly instead
+    and keeps the class mix (see ``_draw_accesses``). Classes with fewer than ``k`` repeats get 0.
+    """
+    rc = np.bincount(acls[sd == 0], minlength=n_cls).astype(np.float64)
+    followed = np.bincount(acls[:-1], minlength=n_cls).astype(np.float64)
+    rate = np.where((rc >= k) & (followed > 0), rc / np.maximum(followed, 1.0), 0.0)
+    return np.minimum(rate, 0.99)
 
 
 def _mix_rows(acc: np.ndarray, share: np.ndarray) -> list[list[float]]:
@@ -428,6 +478,8 @@ def _rng(ss: np.random.SeedSequence) -> np.random.Generator:
 class ClassStackSampler:
     """Streaming sampler of one ``class-stack`` node: ``next(n, tbin) -> ids``; chunking keeps the output."""
 
+    BLOCK = 1 << 15  # accesses per kernel call (their pre-drawn inputs stay in cache)
+
     def __init__(self, node: dict, cardinality: int, seed: np.random.SeedSequence, scale: float = 1.0):
         from tracegen import _sample_kernels as K
 
@@ -437,8 +489,19 @@ class ClassStackSampler:
         self.n_classes = c
         self.nt = int(node["n_time_bins"])
         mix = np.asarray(node["mix"], np.float64).reshape(self.nt, c)
-        self._cold = np.asarray(node["cold"], np.float64).reshape(self.nt, c).ravel()
-        self._mix_alias = _alias_tables([row for row in mix])
+        self._cold2 = np.ascontiguousarray(np.asarray(node["cold"], np.float64).reshape(self.nt, c))
+        self._cold = self._cold2.ravel()
+        # immediate repeats (see _repeat_rates): the other accesses draw their class from
+        # q_t ~ mix_t (1 - rep), so that the class shares stay mix_t
+        self._rep = np.zeros(c)
+        rows = mix
+        if node.get("repeat") is not None:
+            self._rep = np.asarray(node["repeat"], np.float64).reshape(c)
+            q = mix * (1.0 - self._rep)[None, :]
+            qs = q.sum(axis=1, keepdims=True)
+            rows = np.where(qs > 0, q / np.maximum(qs, 1e-300), mix)
+        self._mix_alias = _alias_tables([row for row in rows])
+        self._prev = np.array([-1], np.int64)
         lo, width, probs = [], [], []
         for cl in classes:
             sdn = cl.get("sd")
@@ -458,6 +521,8 @@ class ClassStackSampler:
             _rng(s) for s in ch[:7]
         )
         self._keys, self._half = _feistel_keys(ch[7], self.cardinality)
+        self._perm = np.empty(1024, np.int64)  # synthetic id of each created ordinal (see _permuted)
+        self._n_perm = 0
         rng_ = np.asarray([cl["count_range"] for cl in classes], np.float64).reshape(c, 2)
         means = np.asarray([cl.get("mean_count", np.sqrt(r[0] * r[1])) for cl, r in zip(classes, rng_)])
         self._bud_lo, self._bud_hi = rng_[:, 0], rng_[:, 1] + 1.0
@@ -473,7 +538,7 @@ class ClassStackSampler:
         self._alloc(4096)
         self._state = np.zeros(3, np.int64)
         # coupling of the class at the drawn depth to the fitted P(class | depth bin)
-        self._couple = bool(node.get("coupling", DEFAULT_COUPLING))
+        self._couple = coupling_below(node)  # drawn depths below this take the coupled pick
         top = int(max(int(self._sd_lo.max() + self._sd_w.max()), 2))
         self._grid = _sd_grid(top, 8)
         nb = self._grid.shape[0] - 1
@@ -491,24 +556,33 @@ class ClassStackSampler:
         self._qcnt = np.zeros((nb, c + 2))
 
     def _alloc(self, n_slots: int) -> None:
+        """Fresh state arrays for ``n_slots`` slots: reuses the spare set left by the last compaction
+        (reset with memsets; no new pages to fault in) when it has the same size."""
         c = self.n_classes
-        self._tree = np.zeros((n_slots >> 6) + 1, np.int32)
-        self._live0 = np.zeros(n_slots >> 6, np.uint64)
-        self._slots = np.zeros((n_slots, 3), np.int64)  # per slot: ordinal (-1 dead), class, budget left
+        spare = getattr(self, "_spare", None)
+        if spare is not None and spare[2].shape[0] == n_slots:
+            self._tree, self._live0, self._slots, self._b0, self._b1, self._b2 = spare
+            for a in spare:
+                a.fill(0)
+        else:
+            self._tree = np.zeros((n_slots >> 6) + 1, np.int32)
+            self._live0 = np.zeros(n_slots >> 6, np.uint64)
+            self._slots = np.zeros((n_slots, 3), np.int64)  # per slot: ordinal (-1 dead), class, budget left
+            self._b0 = np.zeros((c, max(1, n_slots >> 6)), np.uint64)
+            self._b1 = np.zeros((c, max(1, n_slots >> 12)), np.uint64)
+            self._b2 = np.zeros((c, max(1, (n_slots + (1 << 18) - 1) >> 18)), np.uint64)
         self._slots[:, 0] = -1
-        self._b0 = np.zeros((c, max(1, n_slots >> 6)), np.uint64)
-        self._b1 = np.zeros((c, max(1, n_slots >> 12)), np.uint64)
-        self._b2 = np.zeros((c, max(1, (n_slots + (1 << 18) - 1) >> 18)), np.uint64)
+        self._spare = None
 
     def _compact(self) -> None:
-        old = self._slots
+        old = (self._tree, self._live0, self._slots, self._b0, self._b1, self._b2)
         live = int(self._state[1])
-        n_slots = old.shape[0]
+        n_slots = old[2].shape[0]
         while live * 2 > n_slots:
             n_slots *= 2
         self._alloc(n_slots)
         got = self._k._compact(
-            old,
+            old[2],
             int(self._state[0]),
             self._tree,
             self._live0,
@@ -519,69 +593,116 @@ class ClassStackSampler:
         )
         assert got == live
         self._state[0] = live
+        self._spare = old  # the next compaction of the same size writes into these
 
     def next(self, n: int, tbin: np.ndarray | None = None) -> np.ndarray:
-        """The next ``n`` ids; ``tbin`` (int64, length ``n``) is each access's time bin."""
+        """The next ``n`` ids; ``tbin`` (int64, length ``n``) is each access's time bin.
+
+        Works in blocks of ``BLOCK`` accesses whose pre-drawn random numbers live in reused
+        buffers (cache-resident); the random streams are consumed in order, so the result does not
+        depend on the block size or on how the caller splits ``n``.
+        """
         n = int(n)
         if n == 0:
             return np.empty(0, np.int64)
         if tbin is None:
             tbin = np.zeros(n, np.int64)
         tbin = np.minimum(np.asarray(tbin, np.int64), self.nt - 1)
-        c = self.n_classes
-        cls = self._k._alias_draw(tbin, self._r_cls.random(n), *self._mix_alias)
-        cold = self._k._cold_schedule(cls, self._cold[tbin * c + cls], self._cold_acc)
-        dd, gbin = self._k._draw_sd(
-            cls,
-            self._r_sd.random(n),
-            self._r_in.random(n),
-            *self._sd_alias,
-            self._sd_lo,
-            self._sd_w,
-            self._grid,
-            self._couple,
-        )
-        upick = self._r_pick.random(n)
-        ucpl = self._r_cpl.random(n)
-        ubud = self._r_bud.random(n)
-        cls32 = cls.astype(np.int32)
+        bs = min(n, self.BLOCK)
+        if getattr(self, "_buf", None) is None or self._buf[0].shape[0] < bs:
+            self._buf = (
+                *(np.empty(bs) for _ in range(6)),
+                np.empty(bs, np.int32),
+                np.empty(bs, np.bool_),
+                np.empty(bs, np.int64),
+                np.zeros(bs, np.int64),
+            )
+        u_cls, u_sd, u_in, upick, ucpl, ubud, cls32, cold, dd, gbin = (x[:bs] for x in self._buf)
         out = np.empty(n, np.int64)
         out_cls = np.empty(n, np.int32)
         self.last_cls = out_cls
-        i = 0
-        while i < n:
-            i = self._k._class_stack_run(
+        for a in range(0, n, bs):
+            m = min(bs, n - a)
+            if m < bs:
+                u_cls, u_sd, u_in, upick, ucpl, ubud, cls32, cold, dd, gbin = (
+                    x[:m] for x in (u_cls, u_sd, u_in, upick, ucpl, ubud, cls32, cold, dd, gbin)
+                )
+            self._r_cls.random(out=u_cls)
+            self._r_sd.random(out=u_sd)
+            self._r_in.random(out=u_in)
+            self._k._draw_accesses(
+                tbin[a : a + m],
+                u_cls,
+                u_sd,
+                u_in,
+                *self._mix_alias,
+                self._cold2,
+                self._cold_acc,
+                *self._sd_alias,
+                self._sd_lo,
+                self._sd_w,
+                self._grid,
+                self._couple > 0,
+                self._rep,
+                self._prev,
                 cls32,
                 cold,
                 dd,
                 gbin,
-                upick,
-                ucpl,
-                ubud,
-                i,
-                out,
-                out_cls,
-                self._state,
-                self._tree,
-                self._live0,
-                self._slots,
-                self._b0,
-                self._b1,
-                self._b2,
-                self.cardinality,
-                self._cls_made,
-                self._cls_cap,
-                self._bud_lo,
-                self._bud_hi,
-                self._bud_a,
-                self._slack,
-                self._ptab,
-                self._qcnt,
-                self._couple,
             )
-            if i < n:
-                self._compact()
-        return self._k._permute(out, self.cardinality, self._half, self._keys)
+            self._r_pick.random(out=upick)
+            if self._couple > 0:  # read only when coupled
+                self._r_cpl.random(out=ucpl)
+            self._r_bud.random(out=ubud)
+            o, oc = out[a : a + m], out_cls[a : a + m]
+            i = 0
+            while i < m:
+                i = self._k._class_stack_run(
+                    cls32,
+                    cold,
+                    dd,
+                    gbin,
+                    upick,
+                    ucpl,
+                    ubud,
+                    i,
+                    o,
+                    oc,
+                    self._state,
+                    self._tree,
+                    self._live0,
+                    self._slots,
+                    self._b0,
+                    self._b1,
+                    self._b2,
+                    self.cardinality,
+                    self._cls_made,
+                    self._cls_cap,
+                    self._bud_lo,
+                    self._bud_hi,
+                    self._bud_a,
+                    self._slack,
+                    self._ptab,
+                    self._qcnt,
+                    self._couple,
+                )
+                if i < m:
+                    self._compact()
+        return self._permuted(out)
+
+    def _permuted(self, ordinals: np.ndarray) -> np.ndarray:
+        """Synthetic ids of ``ordinals``: the keyed permutation, computed once per created id and cached."""
+        made = int(self._state[2])
+        if made > self._n_perm:
+            if made > self._perm.shape[0]:
+                grown = np.empty(max(made, 2 * self._perm.shape[0]), np.int64)
+                grown[: self._n_perm] = self._perm[: self._n_perm]
+                self._perm = grown
+            self._perm[self._n_perm : made] = self._k._permute(
+                np.arange(self._n_perm, made, dtype=np.int64), self.cardinality, self._half, self._keys
+            )
+            self._n_perm = made
+        return self._perm[ordinals]
 
 
 def _alias_tables(dists: list) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -1180,6 +1301,10 @@ def _validate_class_stack(node: dict, where: str, path) -> None:
     nt = _get(node, "n_time_bins", where, path, int)
     if nt < 1:
         raise _err(f"{where}.n_time_bins", "must be >= 1", path)
+    if "coupling_below" in node:
+        cb = _get(node, "coupling_below", where, path, int)
+        if cb < 0:
+            raise _err(f"{where}.coupling_below", f"must be >= 0, got {cb}", path)
     if "budget_slack" in node:
         bs = _get(node, "budget_slack", where, path, (int, float))
         if not bs >= 1.0:
@@ -1202,6 +1327,12 @@ def _validate_class_stack(node: dict, where: str, path) -> None:
         if sdn is not None:
             _validate_binned(sdn, f"{w}.sd", path)
     _check_probs(shares, f"{where}.classes[*].share", path)
+    if node.get("repeat") is not None:
+        st = _get(node, "repeat", where, path, list)
+        ok = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in st)
+        a = np.asarray(st, np.float64) if ok else None
+        if a is None or a.shape != (c,) or not np.all(np.isfinite(a)) or a.min() < 0 or a.max() >= 1:
+            raise _err(f"{where}.repeat", f"must be a list of {c} rates in [0, 1)", path)
     for key in ("mix", "cold"):
         rows = _get(node, key, where, path, list)
         if len(rows) != nt:

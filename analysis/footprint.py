@@ -113,7 +113,7 @@ def hot_set_rows(counts: np.ndarray, fractions: Sequence[float] = FRACTIONS) -> 
 
 def distinct_per_group(values: np.ndarray, starts: np.ndarray, cardinality: int | None = None) -> np.ndarray:
     """Distinct ids in each group ``values[starts[g]:starts[g + 1]]`` (``starts`` ascending, ends at N)."""
-    from analysis import _kernels
+    from tracegen import _kernels
 
     keys, n_keys = _keys(values, cardinality)
     starts = np.ascontiguousarray(starts, dtype=np.int64)

@@ -184,20 +184,19 @@ def _gap_histogram(keys, n_keys):
 
 
 @njit(cache=True)
-def _distinct_per_window(keys, n_keys, window):
-    """Distinct keys in each full window ``[w*W, (w+1)*W)``."""
-    n = keys.shape[0]
-    nw = n // window
-    seen = np.full(n_keys, -1, np.int64)
-    out = np.zeros(nw, np.int64)
-    for w in range(nw):
+def _distinct_per_group(keys, starts, n_keys):
+    """Distinct keys in each group ``keys[starts[g]:starts[g + 1]]``; keys are dense ``0..n_keys-1``."""
+    n_groups = starts.shape[0] - 1
+    out = np.zeros(n_groups, np.int64)
+    last = np.full(n_keys, -1, np.int64)
+    for g in range(n_groups):
         c = 0
-        for i in range(w * window, (w + 1) * window):
+        for i in range(starts[g], starts[g + 1]):
             k = keys[i]
-            if seen[k] != w:
-                seen[k] = w
+            if last[k] != g:
+                last[k] = g
                 c += 1
-        out[w] = c
+        out[g] = c
     return out
 
 

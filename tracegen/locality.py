@@ -286,7 +286,8 @@ def working_set(ids, window: int) -> np.ndarray:
     keys, u = dense_keys(ids)
     if keys.size < window:
         return np.zeros(0, np.int64)
-    return _kernels._distinct_per_window(keys, u, window)
+    starts = np.arange(0, (keys.size // window) * window + 1, window, dtype=np.int64)
+    return _kernels._distinct_per_group(keys, starts, max(u, 1))
 
 
 def average_working_set(ids, windows) -> np.ndarray:

@@ -47,6 +47,7 @@ from tracegen.trace import Trace
 
 DP_TIME_BINS = 8
 DP_FINE_TIME_BINS = 64  # time slices of the emitted node (post-processing)
+DP_TIME_MIX = True  # class mix per time slice from the cold counts (else constant shares)
 DP_DEFAULT_MAX_BAG = 32
 DP_REUSE_BINS_PER_OCTAVE = 8
 # share of epsilon spent on the reuse-time histograms (the rest on the popularity quantities)
@@ -279,6 +280,29 @@ def quantile_map_classes(class_sd: list, weights: np.ndarray, grid: np.ndarray, 
     return out
 
 
+def _class_time_accesses(cold_t: np.ndarray, acc_c: np.ndarray, iters: int = 50) -> np.ndarray:
+    """Accesses of each class in each time slice (post-processing of private totals), ``(T, C)``.
+
+    Each slice holds ``sum(acc_c) / T`` accesses; class ``c``'s first accesses in slice ``t`` are
+    ``cold_t[t, c]``, and its reuses (``acc_c[c] - sum_t cold_t[t, c]``) are spread over the slices in
+    proportion to its ids alive there (an id is reused only after its first access), rescaled by
+    iterative proportional fitting so every slice and every class keeps its total. A class of ids seen
+    once thus has a cold rate of 1 in every slice (a constant class mix would give it reuses).
+    """
+    t_n, c_n = cold_t.shape
+    per_slice = float(acc_c.sum()) / max(t_n, 1)
+    reuse_c = np.maximum(acc_c - cold_t.sum(0), 0.0)
+    reuse_t = np.maximum(per_slice - cold_t.sum(1), 0.0)
+    alive = np.cumsum(cold_t, axis=0) - 0.5 * cold_t + 1e-9
+    r = alive * (reuse_c / np.maximum(alive.sum(0), 1e-12))[None, :]
+    if reuse_t.sum() > 0 and reuse_c.sum() > 0:
+        reuse_t = reuse_t * (reuse_c.sum() / reuse_t.sum())
+        for _ in range(iters):
+            r *= (reuse_t / np.maximum(r.sum(1), 1e-12))[:, None]
+            r *= (reuse_c / np.maximum(r.sum(0), 1e-12))[None, :]
+    return cold_t + r
+
+
 def _twin_mrc_score(
     node: dict, lengths: np.ndarray, cardinality: int, grid: np.ndarray, target_cdf: np.ndarray, cold_frac: float
 ) -> float:
@@ -439,8 +463,12 @@ def fit_dp(trace: Trace, params, progress: bool = False) -> dict:
             fine = PchipInterpolator(np.arange(nt + 1) / nt, cum, axis=0)(np.arange(nf + 1) / nf)
             cold_t = np.maximum(np.diff(np.maximum.accumulate(fine, axis=0), axis=0), 0.0)
         ntf = cold_t.shape[0]  # time slices of the node
-        acc_t = share[None, :] * (n_acc / ntf)
+        if DP_TIME_MIX:
+            acc_t = _class_time_accesses(cold_t, share * n_acc)
+        else:
+            acc_t = np.broadcast_to(share[None, :] * (n_acc / ntf), cold_t.shape).copy()
         cold = np.clip(cold_t / np.maximum(acc_t, 1e-12), 0, 1)
+        mix_t = acc_t / np.maximum(acc_t.sum(1, keepdims=True), 1e-12)
         sd_nodes = [_che_sd_node(n_ids, rates, c, n_acc, params.sd_bins_per_octave) for c in range(n_cls)]
         # post-processing: the global stack-distance law by StatStack from the noisy reuse times; the
         # per-class Che laws keep their shape and are mapped by one monotone depth map onto it
@@ -460,7 +488,7 @@ def fit_dp(trace: Trace, params, progress: bool = False) -> dict:
                     "sd": sd_nodes[c],
                 }
             )
-        mix = [[float(v) for v in share / share.sum()] for _ in range(ntf)]
+        mix = [[float(v) for v in row / row.sum()] if row.sum() > 0 else [float(v) for v in share] for row in mix_t]
         node = {
             "kind": "class-stack",
             "n_time_bins": ntf,

@@ -14,6 +14,15 @@ from tracegen.trace import Table, Trace
 from tracegen.tracemodel import TraceModel
 
 
+@pytest.fixture
+def seeded_noise(monkeypatch):
+    """Make DP noise deterministic (seed 0, 1, 2, ... per fit) so figure thresholds cannot flake."""
+    import tracegen.privacy as privacy
+
+    calls = iter(range(10**6))
+    monkeypatch.setattr(privacy, "_noise_rng", lambda: np.random.default_rng(next(calls)))
+
+
 def big_id_trace(n: int = 20_000) -> Trace:
     """A planted trace whose ids are 10**12 + k, so an accidental match with a statistic is impossible."""
     ids = planted_trace(n, u=2_000) + 10**12
@@ -84,6 +93,7 @@ def test_bag_lengths_rare_values_merged():
     assert 40 not in bag["values"] and bag["values"] == [1, 2, 3]
 
 
+@pytest.mark.usefixtures("seeded_noise")
 def test_dp_fit_records_budget_and_releases_no_stack_distances(tmp_path):
     tr = multi_hot_trace(4_000)
     m = TraceModel(epsilon=1.0, delta=1e-6, calibrate=0).fit(tr)
@@ -108,6 +118,7 @@ def test_dp_noise_is_not_seeded():
     assert a != b
 
 
+@pytest.mark.usefixtures("seeded_noise")
 def test_dp_large_epsilon_keeps_popularity():
     from tracegen.tracemodel import fidelity
 
@@ -233,6 +244,7 @@ def test_reuse_time_histogram_sensitivity_bound(cap):
     assert worst >= 3 * cap  # the bound is not vacuous: replacements do move several entries
 
 
+@pytest.mark.usefixtures("seeded_noise")
 def test_dp_budget_split_recorded():
     from tracegen.privacy import DP_REUSE_SHARE
 
@@ -249,6 +261,7 @@ def test_dp_budget_split_recorded():
     assert any("reuse-time" in q for q in dp["released"]) and "StatStack" in dp["locality"]
 
 
+@pytest.mark.usefixtures("seeded_noise")
 def test_dp_statstack_restores_temporal_locality():
     """Strong recency over uniform popularity: the DP twin keeps the LRU curve (Che-only IRM fit: 0.45 off)."""
     from tracegen.tracemodel import fidelity
@@ -264,6 +277,7 @@ def test_dp_statstack_restores_temporal_locality():
     assert f["mrc_mean"] < 0.03
 
 
+@pytest.mark.usefixtures("seeded_noise")
 def test_dp_top_class_takes_the_residual_accesses():
     """Five ids hold half the accesses; their count bins hold fewer ids than the noise floor, so the top
     class's mean count comes from the accesses the other classes leave."""

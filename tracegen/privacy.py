@@ -325,6 +325,14 @@ def _twin_mrc_score(
     return float(e.mean() / 0.005 + e.max() / 0.02)
 
 
+def _noise_rng() -> np.random.Generator:
+    """The generator of DP noise: fresh OS entropy, so the noise cannot be reproduced from any seed.
+
+    Tests replace this function to make a noisy fit deterministic; nothing else should.
+    """
+    return np.random.default_rng()
+
+
 def fit_dp(trace: Trace, params, progress: bool = False) -> dict:
     """The (epsilon, 0)-DP fit of ``trace`` (see the module docstring); returns the model parts."""
     from tracegen._util import progress as _progress
@@ -358,7 +366,7 @@ def fit_dp(trace: Trace, params, progress: bool = False) -> dict:
     scale = sens / eps_pop
     scale_rt = sens_rt / eps_rt
     rt_edges = reuse_time_edges(b)
-    rng = np.random.default_rng()  # fresh OS entropy: DP noise must not be reproducible from a seed
+    rng = _noise_rng()
     nt = int(max(1, min(DP_TIME_BINS, b)))
     tables = []
     for t, cap in _progress(list(zip(trace.tables, caps)), desc="fit (dp)", unit="table", enabled=progress):

@@ -12,7 +12,11 @@ generate ids, table by table):
   message when ``fbgemm_gpu`` is not importable or ``--no-fbgemm``;
 - ``uniform``: uniform ids over the real distinct count;
 - ``same-gen`` (planted traces only): the planted generator itself with another seed, the noise floor
-  (no generator can be expected to beat two independent draws of the true process).
+  (no generator can be expected to beat two independent draws of the true process);
+- ``halves`` (real traces): the real trace's second half scored against its first half (both half
+  the length): how much the statistics move within the real trace itself, by drift and by chance.
+  On small traces (the Criteo samples: 200-1,000 samples) this is the scale below which no error
+  figure means much.
 
 Metrics per table (``tracegen.tracemodel.fidelity``), averaged over tables weighted by accesses:
 LRU miss-ratio-curve mean and max absolute error over 40 log-spaced cache sizes (1 row to the real
@@ -309,6 +313,11 @@ def main(argv=None) -> int:
             s = score(real, REGENERATE[name](1000 + args.seed), non_lru)
             r["methods"]["same-gen"] = s
             _progress("same-gen", s)
+        elif real.n_samples >= 2:  # yardstick: the real trace's second half against its first half
+            h = real.n_samples // 2
+            s = score(real.slice(0, h), real.slice(h, 2 * h), non_lru)
+            r["methods"]["halves"] = s
+            _progress("halves", s)
         if not args.no_dp:
             for eps in EPSILONS:
                 try:

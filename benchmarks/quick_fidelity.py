@@ -8,6 +8,7 @@ Also, with ``--dp``, the same for the DP fit at epsilon 0.5, 1, 4.
 
     python benchmarks/quick_fidelity.py                     # all, P3 cut to 1M accesses
     python benchmarks/quick_fidelity.py --only oltp planted --max-accesses 200000 --dp
+    python benchmarks/quick_fidelity.py --time-bins 128       # finer class mix / cold-rate slices
 """
 
 from __future__ import annotations
@@ -135,6 +136,9 @@ def main(argv=None) -> int:
     )
     ap.add_argument("--no-non-lru", action="store_true")
     ap.add_argument("--dp", action="store_true", help="also the DP fits at epsilon 0.5, 1, 4")
+    ap.add_argument(
+        "--time-bins", type=int, default=None, help="TraceModel n_time_bins (default: the model's default)"
+    )
     args = ap.parse_args(argv)
     print(
         "| trace | fit | tables | accesses | MRC mean | MRC max | top-1% | top-10% | footprint | bag TV "
@@ -142,8 +146,9 @@ def main(argv=None) -> int:
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name, real in load(args.only, args.max_accesses):
-        fits = [("ours", {})] + (
-            [(f"dp eps={e:g}", {"epsilon": e}) for e in (0.5, 1.0, 4.0)] if args.dp else []
+        base = {} if args.time_bins is None else {"n_time_bins": args.time_bins}
+        fits = [("ours", base)] + (
+            [(f"dp eps={e:g}", {**base, "epsilon": e}) for e in (0.5, 1.0, 4.0)] if args.dp else []
         )
         for label, params in fits:
             t0 = time.perf_counter()

@@ -1,10 +1,12 @@
 """Sampling speed and memory of the class-stack trace model.
 
-Prints, in one process: accesses/s of ``TraceModel.sample_iter`` for a fitted model (both sampling
-modes: uncoupled and coupled), against two baselines measured in the same run: numpy's uniform id
-generator (a floor: no model at all) and the DLRM reference's generator (i.i.d. stack distances on a
-Python list LRU stack, as in ``dlrm_data_pytorch.py``; measured on a small n). With ``--stream N``
-also writes an N-access trace to a native npz through ``TraceModel.sample_to`` (chunked) and prints
+Prints, in one process: accesses/s of ``TraceModel.sample_iter`` for a fitted model (three sampling
+modes: uncoupled, coupled, and the hybrid ``coupling_below=64``; the median of ``--repeat`` runs),
+against baselines measured in the same run: numpy's uniform id generator (a floor: no model at all),
+the DLRM reference's generator (i.i.d. stack distances on a Python list LRU stack, as in
+``dlrm_data_pytorch.py``; measured on a small n), and the sampler's separate-kernel path
+(``ClassStackSampler.FUSED = False``: six uniform streams, the pre-draw and stack kernels of before).
+With ``--stream N`` also writes an N-access trace to a native npz through ``TraceModel.sample_to`` (chunked) and prints
 the peak resident memory (target: 100M accesses under 2 GB).
 
     python benchmarks/sample_speed.py                    # 10M accesses
@@ -66,11 +68,29 @@ def rate(model: TraceModel, n: int, chunk: int) -> float:
     return got / (time.perf_counter() - t0)
 
 
+def median_rate(model: TraceModel, n: int, chunk: int, repeat: int, fused: bool = True) -> float:
+    """Median of ``repeat`` runs; ``fused=False`` times the separate pre-draw and stack kernels
+    (``ClassStackSampler.FUSED``, the sampler before the fast kernels) in the same process."""
+    from tracegen.tracemodel import ClassStackSampler
+
+    old = ClassStackSampler.FUSED
+    try:
+        ClassStackSampler.FUSED = fused
+        return float(np.median([rate(model, n, chunk) for _ in range(max(1, repeat))]))
+    finally:
+        ClassStackSampler.FUSED = old
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=10_000_000, help="accesses to sample for the rate")
     ap.add_argument("--chunk", type=int, default=1 << 20, help="samples per chunk")
     ap.add_argument("--stream", type=int, default=0, help="also stream this many accesses to disk")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per mode (the median is printed)")
+    ap.add_argument("--hybrid", type=int, default=64, help="coupling_below of the hybrid mode's row")
+    ap.add_argument(
+        "--n-old", type=int, default=1, help="also time the separate-kernel sampler (0: skip)"
+    )
     args = ap.parse_args(argv)
 
     name, real = real_trace()
@@ -90,7 +110,10 @@ def main(argv=None) -> int:
         f"{t_fit0:.2f} s without; the locality engine's stack_distances alone: {t_sd:.2f} s"
     )
     node = model.model_["tables"][0]["ids"]
-    print(f"chosen mode: {'coupled' if node['coupling'] else 'uncoupled'}; {len(node['classes'])} classes")
+    mode = "coupled" if node["coupling"] else "uncoupled"
+    if not node["coupling"] and node.get("coupling_below", 0) > 0:
+        mode = f"hybrid (coupling_below={node['coupling_below']})"
+    print(f"chosen mode: {mode}; {len(node['classes'])} classes")
 
     rng = np.random.default_rng(0)
     t0 = time.perf_counter()
@@ -103,17 +126,27 @@ def main(argv=None) -> int:
         f"baselines: numpy uniform ids {floor / 1e6:.1f} M/s; "
         f"DLRM reference i.i.d.-SD list LRU {ref / 1e3:.1f} k/s"
     )
-    for coupling in (False, True):
+    modes = {
+        "uncoupled": (False, 0),
+        "coupled": (True, 0),
+        f"hybrid (coupling_below={args.hybrid})": (False, args.hybrid),
+    }
+    for label, (coupling, below) in modes.items():
         m = TraceModel.from_spec(
             {
                 **model.model_,
-                "tables": [{**t, "ids": {**t["ids"], "coupling": coupling}} for t in model.model_["tables"]],
+                "tables": [
+                    {**t, "ids": {**t["ids"], "coupling": coupling, "coupling_below": below}}
+                    for t in model.model_["tables"]
+                ],
             }
         )
-        r = rate(m, args.n, args.chunk)
+        r = median_rate(m, args.n, args.chunk, args.repeat)
+        old = median_rate(m, args.n, args.chunk, args.repeat, fused=False) if args.n_old else None
+        vs = f", {r / old:.2f}x the separate-kernel sampler's {old / 1e6:.2f} M/s" if old else ""
         print(
-            f"sample ({'coupled' if coupling else 'uncoupled'}): {r / 1e6:.2f} M accesses/s "
-            f"({r / ref:.0f}x the reference, {r / floor:.2f}x numpy uniform)"
+            f"sample ({label}): {r / 1e6:.2f} M accesses/s "
+            f"({r / ref:.0f}x the reference, {r / floor:.2f}x numpy uniform{vs})"
         )
 
     if args.stream:

@@ -355,3 +355,33 @@ def lru_size_miss_ratio(ids, size_of, capacity: int) -> float:
             _, s = cache.popitem(last=False)
             used -= s
     return misses / len(ids) if ids else 0.0
+
+
+def group_support(keys, lengths, n_keys: int) -> list[int]:
+    """Per key, the number of consecutive groups (bags of the given lengths) that contain it."""
+    out = [0] * n_keys
+    pos = 0
+    for n in lengths:
+        for k in set(int(x) for x in keys[pos : pos + n]):
+            out[k] += 1
+        pos += n
+    return out
+
+
+def lfu_misses(keys, capacity: int) -> int:
+    """In-cache LFU (libCacheSim's ``LFU``): a miss inserts the key with count 1, first evicting the
+    cached key of least count, ties broken by least recent access. Linear scan per eviction."""
+    count: dict = {}
+    last: dict = {}
+    misses = 0
+    for i, k in enumerate(int(x) for x in keys):
+        if k in count:
+            count[k] += 1
+        else:
+            misses += 1
+            if len(count) >= capacity:
+                victim = min(count, key=lambda x: (count[x], last[x]))
+                del count[victim], last[victim]
+            count[k] = 1
+        last[k] = i
+    return misses

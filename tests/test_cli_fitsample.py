@@ -46,8 +46,10 @@ def test_workers_do_not_change_the_output(tmp_path):
     tr = Trace.from_dense_ids(np.column_stack([planted_trace(2_000, u=300, seed=s) for s in range(3)]))
     src = tmp_path / "t.npz"
     formats.write(tr, src, "npz")
-    dist = tmp_path / "d.json"
+    dist, dist2 = tmp_path / "d.json", tmp_path / "d2.json"
     assert main(["fit", str(src), "-o", str(dist), "-q"]) == 0
+    assert main(["fit", str(src), "-o", str(dist2), "-q", "--workers", "2"]) == 0
+    assert json.loads(dist.read_text())["tables"] == json.loads(dist2.read_text())["tables"]
     a, b = tmp_path / "a.npz", tmp_path / "b.npz"
     assert main(["sample", str(dist), "-o", str(a), "-n", "5000", "--seed", "9", "--chunk", "777", "-q"]) == 0
     assert main(["sample", str(dist), "-o", str(b), "-n", "5000", "--seed", "9", "--workers", "2", "-q"]) == 0
@@ -121,4 +123,7 @@ def test_errors_are_one_line(tmp_path, dlrm_npz, capsys):
     assert "newer tracegen" in capsys.readouterr().err
     assert main(["fit", str(dlrm_npz), "-o", str(tmp_path / "x.json"), "--delta", "0.1"]) == 2
     assert "--delta needs --epsilon" in capsys.readouterr().err
+    assert main(["fit", str(dlrm_npz), "-o", str(tmp_path / "x.json"), "--workers", "0"]) == 2
+    assert "--workers must be >= 1" in capsys.readouterr().err
+    assert not (tmp_path / "x.json").exists()
     assert not (tmp_path / "o.npz").exists()

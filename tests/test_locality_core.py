@@ -20,3 +20,14 @@ def test_mrc_equals_lru_simulation(rng):
     counts, cold = sd_histogram(stack_distances(ids))
     sizes, mr = miss_ratio_curve(counts, cold, [0, 1, 5, 17, 40, 1000])
     assert mr.tolist() == [naive.lru_miss_ratio(ids, int(c)) for c in sizes]
+
+
+def test_group_support_counts_each_bag_once(rng):
+    from tracegen import _kernels
+
+    lengths = rng.integers(0, 6, 300)
+    keys = rng.integers(0, 40, int(lengths.sum()))  # bags repeat keys often
+    starts = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    got = _kernels._group_support(keys.astype(np.int64), starts, 40)
+    assert got.tolist() == naive.group_support(keys, lengths, 40)
+    assert got.sum() < keys.shape[0]  # repeats within a bag were counted once

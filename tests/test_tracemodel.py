@@ -430,3 +430,153 @@ def test_block_size_does_not_change_the_sample():
     finally:
         ClassStackSampler.BLOCK = old
     assert a.equals(b)
+
+
+# ---- fit-time mode choice: in-cache LFU kernel, age-profile split of popularity classes ----------
+
+
+@pytest.mark.parametrize("cap", [1, 2, 5, 17, 60])
+def test_lfu_kernel_matches_naive(rng, cap):
+    from tracegen._fit_kernels import _lfu_misses
+
+    hot = np.minimum(rng.zipf(1.4, 3_000) - 1, 79)
+    keys = np.where(rng.random(3_000) < 0.2, rng.integers(0, 80, 3_000), hot).astype(np.int64)
+    got = _lfu_misses(keys, 80, cap, int(np.bincount(keys).max()))
+    assert got == naive.lfu_misses(keys, cap)
+
+
+def test_lfu_miss_ratios_match_libcachesim(rng):
+    from tracegen import cachesim
+    from tracegen.tracemodel import _lfu_miss_ratios
+
+    if not cachesim.available():
+        pytest.skip("libcachesim not installed")
+    ids = planted_trace(20_000)
+    keys = np.unique(ids, return_inverse=True)[1].astype(np.int64)
+    sizes = [1, 30, 300, 1_000]
+    assert np.allclose(_lfu_miss_ratios(keys, int(keys.max()) + 1, sizes), cachesim.miss_ratios(ids, "LFU", sizes))
+
+
+def _aging_trace(n_ids: int = 400, per_id: int = 40, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Ids of equal counts: even ids read in a burst right after they appear, odd ids evenly until the end."""
+    rng = np.random.default_rng(seed)
+    n = n_ids * per_id
+    pos, key = [], []
+    births = np.sort(rng.integers(0, n // 2, n_ids))
+    for k, b in enumerate(births):
+        if k % 2 == 0:
+            p = b + rng.integers(0, 2_000, per_id)
+        else:
+            p = b + rng.integers(0, n - b, per_id)
+        p[0] = b
+        pos.append(p)
+        key.append(np.full(per_id, k))
+    order = np.argsort(np.concatenate(pos), kind="stable")
+    return np.concatenate(key)[order].astype(np.int64), np.arange(n_ids)
+
+
+def test_age_split_separates_bursty_from_steady_ids_under_the_min_count_rule():
+    from tracegen.tracemodel import SPLIT_MIN_IDS, _age_split, _popularity_classes
+
+    keys, _ = _aging_trace()
+    counts = np.bincount(keys)
+    cls, ranges = _popularity_classes(counts, 4, 10)
+    new, new_ranges = _age_split(cls, counts, keys, None, 10, 1, 2)
+    assert len(new_ranges) == 2 * len(ranges)  # one class of 400 ids: split in two
+    for c in range(len(new_ranges)):
+        ids = np.nonzero(new == c)[0]
+        assert ids.shape[0] >= SPLIT_MIN_IDS and counts[ids].sum() >= 10
+        assert np.unique(cls[ids]).shape[0] == 1  # a sub-class lies inside one popularity class
+        assert new_ranges[c] == (int(counts[ids].min()), int(counts[ids].max()))
+    # the front-loaded part holds the bursty (even) ids
+    assert (np.nonzero(new == 0)[0] % 2 == 0).mean() > 0.9
+    # too few ids to split: the class stays whole
+    few = np.isin(keys, np.arange(2 * SPLIT_MIN_IDS - 2))
+    k2 = np.unique(keys[few], return_inverse=True)[1]
+    c2 = np.bincount(k2)
+    cl2, r2 = _popularity_classes(c2, 4, 10)
+    assert len(_age_split(cl2, c2, k2, None, 10, 1, 2)[1]) == len(r2)
+
+
+def test_split_node_validates_loads_and_samples(tmp_path):
+    from tracegen.tracemodel import FORMAT, LFU_MIN_ACCESSES, SCHEMA_VERSION
+
+    keys, _ = _aging_trace(1_300)  # 52,000 accesses: long enough for the LFU profile
+    assert keys.shape[0] >= LFU_MIN_ACCESSES
+    lengths = np.ones(keys.shape[0], np.int64)
+    node, stats = fit_class_stack(keys, lengths, return_stats=True)
+    split = stats["split_node"]
+    assert len(split["classes"]) > len(node["classes"])
+    assert abs(sum(c["share"] for c in split["classes"]) - 1) < 1e-9
+    assert sum(c["n_ids"] for c in split["classes"]) == sum(c["n_ids"] for c in node["classes"])
+    assert stats["lfu"].shape == (3,) and np.all((stats["lfu"] >= 0) & (stats["lfu"] <= 1))
+    doc = {
+        "format": FORMAT,
+        "schema_version": SCHEMA_VERSION,
+        "tables": [{"name": "t0", "cardinality": 1_300, "bag_length": {"kind": "constant", "value": 1}, "ids": split}],
+        "dense": None,
+        "labels": None,
+        "source": {"n_samples": int(keys.shape[0])},
+    }
+    validate_dist(doc)
+    p = tmp_path / "split.json"
+    p.write_text(json.dumps(doc))
+    m = TraceModel.load(p)
+    a = m.sample(seed=3)
+    assert a.equals(m.sample(seed=3))
+    assert np.unique(a.tables[0].values).shape[0] <= 1_300
+    short = fit_class_stack(keys[:20_000], lengths[:20_000], return_stats=True)[1]
+    assert "lfu" not in short  # short tables are scored without LFU
+
+
+def test_choose_mode_returns_one_of_the_candidate_designs():
+    from tracegen.tracemodel import ALWAYS, HYBRID_CHOICES, choose_mode, coupling_below
+
+    keys, _ = _aging_trace(200, 30)
+    lengths = np.ones(keys.shape[0], np.int64)
+    node, stats = fit_class_stack(keys, lengths, return_stats=True)
+    got = choose_mode(node, lengths, 200, stats, calibrate=1)
+    assert coupling_below(got) in (0, *HYBRID_CHOICES, ALWAYS)
+    assert len(got["classes"]) in (len(node["classes"]), len(stats["split_node"]["classes"]))
+    validate_dist(
+        {
+            "format": "tracegen-dist",
+            "schema_version": 1,
+            "tables": [{"name": "t0", "cardinality": 200, "bag_length": {"kind": "constant", "value": 1}, "ids": got}],
+            "dense": None,
+            "labels": None,
+            "source": {"n_samples": int(keys.shape[0])},
+        }
+    )
+
+
+def test_twin_window_is_the_shortest_prefix_of_samples_reaching_the_cap():
+    from tracegen.tracemodel import _twin_window
+
+    lengths = np.array([3, 0, 4, 2, 5], np.int64)  # ends 3 3 7 9 14
+    assert _twin_window(lengths, 100) == (5, 14)
+    assert _twin_window(lengths, 7) == (3, 7)
+    assert _twin_window(lengths, 8) == (4, 9)
+    assert _twin_window(lengths, 1) == (1, 3)
+    assert _twin_window(np.zeros(0, np.int64), 5) == (0, 0)
+
+
+def test_long_tables_are_scored_on_a_window_of_their_first_samples():
+    ids = planted_trace(30_000, u=2_000, seed=4)
+    lengths = np.ones(ids.shape[0], np.int64)
+    node, full = fit_class_stack(ids, lengths, return_stats=True)
+    same, win = fit_class_stack(ids, lengths, return_stats=True, twin_max=10_000)
+    assert same == node and "window" not in full  # the released node does not depend on the window
+    wl, n_samples = win["window"]
+    assert wl.shape[0] == 10_000 and n_samples == 30_000 and win["distinct"] == full["distinct"]
+    # the window's profile is the real prefix's: stack distances of a prefix are a prefix
+    from tracegen.locality import dense_keys, sd_histogram, stack_distances
+
+    h, c0 = sd_histogram(stack_distances(ids[:10_000]))
+    assert np.array_equal(win["sd_counts"], h) and win["cold"] == c0
+    assert np.array_equal(win["id_counts"], np.bincount(dense_keys(ids[:10_000])[0]))
+    # a window twin follows the table's time schedule: its time bins are the first ones only
+    from tracegen.tracemodel import _time_bins
+
+    tb = _time_bins(wl, 64, n_samples=n_samples)
+    assert tb.max() == (9_999 * 64) // 30_000 and np.array_equal(tb, _time_bins(lengths, 64)[:10_000])

@@ -200,6 +200,20 @@ def _distinct_per_group(keys, starts, n_keys):
     return out
 
 
+@njit(cache=True)
+def _group_support(keys, starts, n_keys):
+    """Per key, the number of groups ``keys[starts[g]:starts[g + 1]]`` holding it (repeats count once)."""
+    out = np.zeros(n_keys, np.int64)
+    last = np.full(n_keys, -1, np.int64)
+    for g in range(starts.shape[0] - 1):
+        for i in range(starts[g], starts[g + 1]):
+            k = keys[i]
+            if last[k] != g:
+                last[k] = g
+                out[k] += 1
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # exact stack distances: Fenwick tree over compacted access times
 # ---------------------------------------------------------------------------------------------

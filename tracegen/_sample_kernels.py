@@ -15,6 +15,14 @@ drawn depth is taken when its class passes a maximal coupling to the fitted P(cl
 
 Kernels take arrays and return arrays; the random numbers are drawn outside (vectorised) and
 replayed here. ``state`` is an int64 array ``[counter, live, created]``.
+
+The sampler runs the fast pair :func:`_predraw` (branch-free pre-draws from one stream of doubles,
+two per access, five when coupled) and :func:`_stack_run` (the stack kernel on a Fenwick tree of
+512-slot blocks that stays in L1, the slot row prefetched as soon as the depth is known, the class
+at a coupled depth read from a byte per slot, the coupled residual class by rejection from an alias
+table before any scan, synthetic ids permuted once per created id). :func:`_draw_accesses` and
+:func:`_class_stack_run` are their references: ``tests/test_sample_kernels.py`` checks the fast pair
+against them (and :func:`_class_stack_run` is checked against ``tests/naive.py``).
 """
 
 from __future__ import annotations
@@ -65,6 +73,25 @@ def _ctlz(typingctx, x):
     return types.uint64(types.uint64), codegen
 
 
+@intrinsic
+def _prefetch(typingctx, arr, i):
+    """Prefetch element ``i`` of a C-contiguous array's flat data (llvm.prefetch, read, high locality)."""
+    if not isinstance(arr, types.Array) or not isinstance(i, types.Integer):
+        return None
+
+    def codegen(context, builder, sig, args):
+        ary = context.make_array(sig.args[0])(context, builder, args[0])
+        ptr = builder.gep(ary.data, [args[1]])
+        i8p = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+        fn = builder.module.declare_intrinsic("llvm.prefetch", fnty=fnty)
+        builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return types.none(arr, i), codegen
+
+
 @njit(cache=True, inline="always")
 def _lsb(x):
     """Index of the lowest set bit of a non-zero uint64."""
@@ -98,14 +125,14 @@ def _bit(p):
     return _ONE << np.uint64(p)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _bs_set(b0, b1, b2, c, s):
     b0[c, s >> 6] |= _bit(s & 63)
     b1[c, s >> 12] |= _bit((s >> 6) & 63)
     b2[c, s >> 18] |= _bit((s >> 12) & 63)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _bs_clear(b0, b1, b2, c, s):
     w = s >> 6
     b0[c, w] &= ~_bit(s & 63)
@@ -116,15 +143,17 @@ def _bs_clear(b0, b1, b2, c, s):
             b2[c, s >> 18] &= ~_bit(w1 & 63)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _bs_succ(b0, b1, b2, c, s):
-    """Smallest set slot >= s in class c, or -1."""
+    """Smallest set slot >= s in class c, or -1 (reads s's word only when ``b1`` says it is not empty)."""
     w0 = s >> 6
-    m = b0[c, w0] & (_ALL << np.uint64(s & 63))
-    if m != np.uint64(0):
-        return (w0 << 6) | _lsb(m)
     w1 = s >> 12
-    m = b1[c, w1] & _above(w0 & 63)
+    m1 = b1[c, w1]
+    if (m1 >> np.uint64(w0 & 63)) & _ONE:
+        m = b0[c, w0] & (_ALL << np.uint64(s & 63))
+        if m != np.uint64(0):
+            return (w0 << 6) | _lsb(m)
+    m = m1 & _above(w0 & 63)
     if m != np.uint64(0):
         w0 = (w1 << 6) | _lsb(m)
         return (w0 << 6) | _lsb(b0[c, w0])
@@ -140,16 +169,18 @@ def _bs_succ(b0, b1, b2, c, s):
     return (w0 << 6) | _lsb(b0[c, w0])
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _bs_pred(b0, b1, b2, c, s):
-    """Largest set slot <= s in class c, or -1."""
+    """Largest set slot <= s in class c, or -1 (reads s's word only when ``b1`` says it is not empty)."""
     w0 = s >> 6
-    m = b0[c, w0] & _upto(s & 63)
-    if m != np.uint64(0):
-        return (w0 << 6) | _msb(m)
     w1 = s >> 12
+    m1 = b1[c, w1]
+    if (m1 >> np.uint64(w0 & 63)) & _ONE:
+        m = b0[c, w0] & _upto(s & 63)
+        if m != np.uint64(0):
+            return (w0 << 6) | _msb(m)
     if (w0 & 63) > 0:
-        m = b1[c, w1] & _upto((w0 & 63) - 1)
+        m = m1 & _upto((w0 & 63) - 1)
         if m != np.uint64(0):
             w0 = (w1 << 6) | _msb(m)
             return (w0 << 6) | _msb(b0[c, w0])
@@ -167,7 +198,7 @@ def _bs_pred(b0, b1, b2, c, s):
     return (w0 << 6) | _msb(b0[c, w0])
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _fen_add(tree, i, v):
     n = tree.shape[0] - 1
     j = i + 1
@@ -176,7 +207,26 @@ def _fen_add(tree, i, v):
         j += j & (-j)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
+def _fen_move(tree, i, j):
+    """``_fen_add(tree, i, -1)`` then ``_fen_add(tree, j, 1)`` (``i <= j``), skipping the nodes both touch."""
+    n = tree.shape[0] - 1
+    x = i + 1
+    y = j + 1
+    while x != y:  # a node on both paths stays as it is; both paths end above n
+        if x < y:
+            if x > n:
+                break
+            tree[x] -= 1
+            x += x & (-x)
+        else:
+            if y > n:
+                break
+            tree[y] += 1
+            y += y & (-y)
+
+
+@njit(cache=True, inline="always")
 def _fen_prefix(tree, i):
     """Number of live slots in [0, i)."""
     s = 0
@@ -203,7 +253,7 @@ def _fen_select(tree, k):
     return pos
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _fen_select_rem(tree, k):
     """``(block, rem)``: the 0-based block holding the k-th (1-based) unit and k's rank inside it."""
     n = tree.shape[0] - 1
@@ -228,26 +278,16 @@ def _pop(x):
 
 @njit(cache=True, inline="always")
 def _word_select(x, r):
-    """Position of the r-th (1-based, r <= popcount) set bit of a uint64, by halving."""
-    pos = 0
-    c = _pop(x & np.uint64(0xFFFFFFFF))
-    if r > c:
-        r -= c
-        x = x >> np.uint64(32)
-        pos += 32
-    c = _pop(x & np.uint64(0xFFFF))
-    if r > c:
-        r -= c
-        x = x >> np.uint64(16)
-        pos += 16
-    c = _pop(x & np.uint64(0xFF))
-    if r > c:
-        r -= c
-        x = x >> np.uint64(8)
-        pos += 8
-    for _ in range(r - 1):
-        x &= x - _ONE
-    return pos + _lsb(x)
+    """Position of the r-th (1-based, r <= popcount) set bit of a uint64, by six halvings written
+    as arithmetic (no data-dependent branch to mispredict)."""
+    pos = np.int64(0)
+    for h in (32, 16, 8, 4, 2, 1):
+        c = _pop(x & np.uint64((1 << h) - 1))
+        gt = np.int64(r > c)
+        r -= gt * c
+        x = x >> np.uint64(gt * h)
+        pos += gt * h
+    return pos
 
 
 @njit(cache=True)
@@ -298,7 +338,7 @@ def _live_select_top(tree, live0, top, d, k):
     return _live_select(tree, live0, k)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _live_between(tree, live0, a, b):
     """Live slots in ``[a, b)`` (``a <= b``): popcounts when close, else two Fenwick prefixes."""
     wa = a >> 6
@@ -747,3 +787,483 @@ def _draw_accesses(
                     z = m
             gb[i] = a0
     prev[0] = p
+
+
+_U27 = 1.0 / 134217728.0  # 2**-27
+_U26 = 1.0 / 67108864.0  # 2**-26
+_M26 = np.int64((1 << 26) - 1)
+
+
+@njit(cache=True, inline="always")
+def _split53(d):
+    """Two uniforms in [0, 1) from the 53 random bits of one ``Generator.random()`` double: 27 and 26 bits."""
+    k = np.int64(d * 9007199254740992.0)  # exact: d = k * 2**-53
+    return np.float64(k >> 26) * _U27, np.float64(k & _M26) * _U26
+
+
+@njit(cache=True)
+def _grid_lut(grid):
+    """Bin lookup of the depth grid (``grid[a] <= v < grid[a + 1]``, clamped to the last bin).
+
+    Cell of ``v``: ``v`` itself below 128, else the top 8 bits of ``v`` (128 cells per octave);
+    ``lut[cell]`` is the bin of the cell's lowest value. A grid of up to ~80 bins per octave (8 here)
+    has at most one edge inside a cell, so :func:`_grid_bin` needs one comparison after the lookup.
+    """
+    ng = grid.shape[0] - 1
+    top = max(np.int64(grid[ng]), np.int64(128))
+    n_oct = _msb(np.uint64(top)) - 6
+    lut = np.empty(128 + 128 * n_oct, np.int32)
+    a = 0
+    for key in range(lut.shape[0]):
+        if key < 128:
+            v0 = np.int64(key)
+        else:
+            m = 7 + (key - 128) // 128
+            v0 = np.int64(128 + (key & 127)) << (m - 7)
+        while a + 1 < ng and grid[a + 1] <= v0:
+            a += 1
+        lut[key] = a
+    return lut
+
+
+@njit(cache=True, inline="always")
+def _grid_bin(grid, lut, v):
+    """The grid bin of ``v >= 0`` (as the binary search in :func:`_draw_sd`) by :func:`_grid_lut`."""
+    ng = grid.shape[0] - 1
+    if v < 128:
+        key = v
+    else:
+        m = _msb(np.uint64(v))
+        key = 128 + (m - 7) * 128 + ((v >> (m - 7)) & 127)
+    if key >= lut.shape[0]:
+        return ng - 1
+    a = np.int64(lut[key])
+    if a + 1 < ng and grid[a + 1] <= v:
+        a += 1
+    return a
+
+
+@njit(cache=True)
+def _predraw(ur, n_u, tbin, nt, prev, acc, m_off, m_size, m_aprob, m_alias, qcold, rep1, off, size, aprob, alias, lo,
+             width, cls, dd, flags):
+    """The per-access pre-draws of :func:`_draw_accesses` from one stream of doubles, branch-free.
+
+    Access ``i`` reads ``ur[n_u * i]`` (split into ``u_cls, u_sd``) and the first half of
+    ``ur[n_u * i + 1]`` (``u_in``; see :func:`_split53`). An immediate repeat of the previous class
+    ``p`` is ``u_in < rep[p]`` (``rep1`` is ``[0, rep...]``, indexed by ``p + 1``); otherwise the
+    class comes from the time bin's alias table with ``u_cls``, the cold flag from the class's
+    credit (as :func:`_cold_schedule`), the stack distance from the class's alias table with
+    ``u_sd`` and uniformly inside the bin with ``u_in`` rescaled to ``(u_in - rep[p]) / (1 - rep[p])``.
+    Writes ``cls`` (int32), ``dd`` and ``flags`` (bit 0 cold, bit 1 immediate repeat); ``prev``
+    and ``acc`` carry across calls, so blocks of any size give one stream.
+    """
+    p = prev[0]
+    top = nt - 1
+    for i in range(tbin.shape[0]):
+        t = min(tbin[i], top)
+        u, u_sd = _split53(ur[n_u * i])
+        u_in, _ = _split53(ur[n_u * i + 1])
+        rp = rep1[p + 1]
+        isrep = u_in < rp  # u_in decides the repeat, so the class draw does not wait on the previous one
+        u_in = (u_in - rp) / (1.0 - rp)  # exact when rp = 0
+        x = u * m_size[t]
+        j = min(np.int64(x), m_size[t] - 1)
+        k = m_off[t] + j
+        ap = m_aprob[k]
+        al = m_alias[k]
+        c = j + np.int64(x - j >= ap) * (al - j)  # arithmetic, not a branch (unpredictable)
+        c = p if isrep else c
+        q = 0.0 if isrep else qcold[t, c]
+        a = acc[c] + q  # a repeat leaves acc unchanged (acc < 1)
+        cold = a >= 1.0
+        acc[c] = a - 1.0 if cold else a
+        x = u_sd * size[c]
+        j = min(np.int64(x), size[c] - 1)
+        k = off[c] + j
+        ap = aprob[k]
+        al = alias[k]
+        b = off[c] + j + np.int64(x - j >= ap) * (al - j)
+        lb = lo[b]
+        wb = width[b]
+        d = min(lb + np.int64(u_in * wb), lb + wb - 1)
+        cls[i] = c
+        dd[i] = 0 if isrep else d
+        flags[i] = np.int8(cold) | (np.int8(isrep) << 1)
+        p = c
+    prev[0] = p
+
+
+@njit(cache=True)
+def _tree9_build(live0, tree9):
+    """Fenwick tree (``tree9``, zero on entry, ``len(live0) // 8 + 1``) of live slots per 512-slot block
+    (one cache line of ``live0``): small enough to stay in L1, unlike one per 64-slot word."""
+    n = tree9.shape[0] - 1
+    for w in range(live0.shape[0]):
+        tree9[(w >> 3) + 1] += _pop(live0[w])
+    for i in range(1, n + 1):
+        j = i + (i & (-i))
+        if j <= n:
+            tree9[j] += tree9[i]
+
+
+@njit(cache=True, inline="always")
+def _l9_select(tree9, live0, k):
+    """0-based slot of the k-th (1-based) live slot: Fenwick over 512-slot blocks, then its 8 words."""
+    b, rem = _fen_select_rem(tree9, k)
+    w = b << 3
+    # the word holding it: how many of the block's prefix counts stay below rem (arithmetic, no branch)
+    acc = np.int64(0)
+    off = np.int64(0)
+    below = np.int64(0)
+    for t in range(7):
+        acc += _pop(live0[w + t])
+        lt = np.int64(acc < rem)
+        off += lt
+        below = acc if lt else below
+    return ((w + off) << 6) | _word_select(live0[w + off], rem - below)
+
+
+@njit(cache=True, inline="always")
+def _l9_select_top(tree9, live0, top, d, k):
+    """As :func:`_live_select_top` on the 512-slot tree."""
+    if d < 512:
+        w = top >> 6
+        x = live0[w] & _upto(top & 63)
+        for _ in range(16):
+            c = _pop(x)
+            if d < c:
+                return (w << 6) | _word_select(x, c - d)
+            d -= c
+            w -= 1
+            x = live0[w]
+    return _l9_select(tree9, live0, k)
+
+
+@njit(cache=True, inline="always")
+def _l9_prefix(tree9, live0, s):
+    """Live slots in [0, s) on the 512-slot tree."""
+    w = s >> 6
+    c = _fen_prefix(tree9, w >> 3)
+    for v in range((w >> 3) << 3, w):
+        c += _pop(live0[v])
+    r = s & 63
+    if r > 0:
+        c += _pop(live0[w] & ((_ONE << np.uint64(r)) - _ONE))
+    return c
+
+
+@njit(cache=True, inline="always")
+def _pop_between(live0, a, b):
+    """Live slots in ``[a, b)`` (``a <= b``) by popcounts of the words between (callers keep them close)."""
+    wa = a >> 6
+    wb = b >> 6
+    if wa == wb:
+        return _pop(live0[wa] & (((_ONE << np.uint64(b & 63)) - _ONE) & (_ALL << np.uint64(a & 63))))
+    c = _pop(live0[wa] & (_ALL << np.uint64(a & 63)))
+    for w in range(wa + 1, wb):
+        c += _pop(live0[w])
+    if (b & 63) > 0:
+        c += _pop(live0[wb] & ((_ONE << np.uint64(b & 63)) - _ONE))
+    return c
+
+
+@njit(cache=True, inline="always")
+def _l9_rank(tree9, live0, s, k, x):
+    """Live slots in ``[0, x]`` given that slot ``s`` is the ``k``-th live one: popcounts between
+    ``s`` and ``x`` when within 8 words, else one Fenwick prefix on the 512-slot tree."""
+    if x >= s:
+        if (x >> 6) - (s >> 6) > 8:
+            return _l9_prefix(tree9, live0, x + 1)
+        return k + _pop_between(live0, s + 1, x + 1)
+    if (s >> 6) - (x >> 6) > 8:
+        return _l9_prefix(tree9, live0, x + 1)
+    return k - _pop_between(live0, x + 1, s + 1)
+
+
+@njit(cache=True, inline="always")
+def _residual_pick(ptab, qcnt, bb, inv, u, rbuf, c):
+    """The class drawn from the residual ``max(0, P - Q)`` of row ``bb`` with the uniform ``u``
+    (``c`` when the residual is empty), as in :func:`_class_stack_run`; sums in groups of four
+    (short dependency chains), then a cumulative scan over the group holding the draw."""
+    n_cls = ptab.shape[1]
+    rs0 = 0.0
+    rs1 = 0.0
+    rs2 = 0.0
+    rs3 = 0.0
+    n4 = n_cls & ~3
+    for j in range(0, n4, 4):
+        r0 = max(ptab[bb, j] - qcnt[bb, j] * inv, 0.0)
+        r1 = max(ptab[bb, j + 1] - qcnt[bb, j + 1] * inv, 0.0)
+        r2 = max(ptab[bb, j + 2] - qcnt[bb, j + 2] * inv, 0.0)
+        r3 = max(ptab[bb, j + 3] - qcnt[bb, j + 3] * inv, 0.0)
+        rbuf[j] = r0
+        rbuf[j + 1] = r1
+        rbuf[j + 2] = r2
+        rbuf[j + 3] = r3
+        rs0 += r0
+        rs1 += r1
+        rs2 += r2
+        rs3 += r3
+    for j in range(n4, n_cls):
+        r0 = max(ptab[bb, j] - qcnt[bb, j] * inv, 0.0)
+        rbuf[j] = r0
+        rs0 += r0
+    rs = (rs0 + rs1) + (rs2 + rs3)
+    if rs <= 0:
+        return c
+    tt = u * rs
+    sacc = 0.0
+    j = 0
+    while j + 4 <= n_cls:  # skip whole groups while the running sum stays <= tt
+        g = (rbuf[j] + rbuf[j + 1]) + (rbuf[j + 2] + rbuf[j + 3])
+        if sacc + g > tt:
+            break
+        sacc += g
+        j += 4
+    last = c
+    while j < n_cls:
+        r = rbuf[j]
+        if r > 0:
+            sacc += r
+            last = j
+            if sacc > tt:
+                return j
+        j += 1
+    if last == c:  # rounding left the sum short of tt: the last class with a positive residual
+        for j in range(n_cls - 1, -1, -1):
+            if rbuf[j] > 0:
+                return j
+    return last
+
+
+@njit(cache=True, inline="always")
+def _alias_row(p_aprob, p_alias, bb, n_cls, ua):
+    """A class ``j ~ P(. | bin bb)`` from the alias row ``bb`` (at ``bb * n_cls``) and the uniform ``ua``."""
+    x = ua * n_cls
+    j = min(np.int64(x), n_cls - 1)
+    r0 = bb * n_cls + j
+    ap = p_aprob[r0]
+    al = p_alias[r0]
+    return j + np.int64(x - j >= ap) * (al - j)
+
+
+@njit(cache=True, inline="always")
+def _propose(ptab, p_aprob, p_alias, qcnt, bb, inv, ua, ub):
+    """One rejection round for the residual ``max(0, P - Q)`` of row ``bb``: ``j ~ P`` (alias row
+    ``bb``, uniform ``ua``), accepted when ``ub < max(0, P_j - Q_j) / P_j``; -1 when rejected."""
+    jj = _alias_row(p_aprob, p_alias, bb, ptab.shape[1], ua)
+    pj = ptab[bb, jj]
+    return jj if ub * pj < pj - qcnt[bb, jj] * inv else -1
+
+
+@njit(cache=True, inline="always")
+def _residual_draw(ptab, p_aprob, p_alias, qcnt, bb, inv, u, ua, ub, ua2, ub2, rbuf, c):
+    """A class from the residual ``max(0, P - Q)`` of row ``bb``: two rejection rounds from ``P``
+    (:func:`_propose`, uniforms ``ua, ub`` then ``ua2, ub2``), then the exact scan
+    (:func:`_residual_pick`) with ``u``. Either way the class follows the residual (rejection
+    sampling), and the scan, whose cost grows with the classes, runs only after two rejections.
+    :func:`_stack_run` applies this rule inline, with the proposals drawn before its select."""
+    j = _propose(ptab, p_aprob, p_alias, qcnt, bb, inv, ua, ub)
+    if j >= 0:
+        return j
+    j = _propose(ptab, p_aprob, p_alias, qcnt, bb, inv, ua2, ub2)
+    if j >= 0:
+        return j
+    return _residual_pick(ptab, qcnt, bb, inv, u, rbuf, c)
+
+
+@njit(cache=True)
+def _stack_run(
+    ur,
+    n_u,
+    cls,
+    dd,
+    flags,
+    start,
+    out,
+    out_cls,
+    state,
+    tree,
+    live0,
+    slots,
+    scls,
+    b0,
+    b1,
+    b2,
+    max_ids,
+    cls_made,
+    cls_cap,
+    bud_lo,
+    bud_hi,
+    bud_a,
+    slack,
+    grid,
+    glut,
+    ptab,
+    p_aprob,
+    p_alias,
+    qcnt,
+    couple_below,
+    rbuf,
+    keys,
+    half_bits,
+):
+    """:func:`_class_stack_run` on the pre-draws of :func:`_predraw`, from access ``start``.
+
+    ``tree`` counts live slots per 512-slot block (:func:`_tree9_build`); ``scls[s]`` is the class
+    of the id in slot ``s``, or ``n_cls`` once its budget is spent (a small array: the coupled pick
+    reads it at random depths). Uniforms: ``u_pick`` is the second half of ``ur[n_u * i + 1]``,
+    also the budget draw of a new id (an access either picks between two warm ids or creates one,
+    never both); a coupled access (``n_u >= 3``) finds its grid bin (:func:`_grid_bin`) and reads
+    the coupling draw ``ur[n_u * i + 2]``. With ``n_u = 5`` the residual class is first proposed from
+    ``P(. | bin)`` (alias tables ``p_aprob``, ``p_alias``, row ``bb`` at ``bb * n_cls``) with the
+    halves of ``ur[n_u * i + 3]``, then of ``ur[n_u * i + 4]``, each accepted with probability
+    ``max(0, P - Q) / P``; two rejections fall back to the exact scan with the coupling draw
+    (:func:`_residual_draw`); with ``n_u = 3`` the scan alone (as :func:`_class_stack_run`). Writes
+    synthetic ids (the keyed permutation of the ordinals, applied once per created id and kept in
+    ``slots[:, 0]``). Returns the index reached, as :func:`_class_stack_run` (compact and call
+    again when it is short of ``len(cls)``).
+    """
+    n = cls.shape[0]
+    n_cls = ptab.shape[1]
+    n_slots = slots.shape[0]
+    card = max_ids
+    counter = state[0]
+    live = state[1]
+    created = state[2]
+    i = start
+    while i < n:
+        if counter >= n_slots:
+            break
+        c = np.int64(cls[i])
+        d = dd[i]
+        fl = flags[i]
+        _, u_pk = _split53(ur[n_u * i + 1])
+        chosen = -1
+        new = (fl & 1) != 0 and created < max_ids and cls_made[c] < cls_cap[c]
+        if not new:
+            if live == 0:
+                new = True
+            else:
+                k = live - d
+                if k < 1:
+                    k = 1
+                coupled = d < couple_below and (fl & 2) == 0
+                bb = np.int64(0)
+                j1 = np.int64(0)
+                j2 = np.int64(0)
+                ub = 0.0
+                ub2 = 0.0
+                pj1 = 0.0
+                pj2 = 0.0
+                q1 = 0.0
+                q2 = 0.0
+                if coupled:  # what does not depend on the slot at the depth, before the select (overlaps it)
+                    bb = _grid_bin(grid, glut, d)
+                    if n_u >= 5:  # the two rejection proposals of _residual_draw, their P and (old) Q counts
+                        ua, ub = _split53(ur[n_u * i + 3])
+                        ua2, ub2 = _split53(ur[n_u * i + 4])
+                        j1 = _alias_row(p_aprob, p_alias, bb, n_cls, ua)
+                        j2 = _alias_row(p_aprob, p_alias, bb, n_cls, ua2)
+                        pj1 = ptab[bb, j1]
+                        pj2 = ptab[bb, j2]
+                        q1 = qcnt[bb, j1]
+                        q2 = qcnt[bb, j2]
+                s = _l9_select_top(tree, live0, counter - 1, live - k, k)
+                _prefetch(slots, 3 * s)
+                take = False
+                if coupled:
+                    col = np.int64(scls[s])
+                    cs = col
+                    if qcnt[bb, n_cls + 1] >= _QWIN:
+                        for j in range(n_cls + 2):
+                            qcnt[bb, j] *= 0.5
+                        q1 *= 0.5
+                        q2 *= 0.5
+                    qcnt[bb, col] += 1.0
+                    qcnt[bb, n_cls + 1] += 1.0
+                    q1 = q1 + 1.0 if j1 == col else q1  # the same values _residual_draw would read
+                    q2 = q2 + 1.0 if j2 == col else q2
+                    inv = 1.0 / qcnt[bb, n_cls + 1]
+                    uc = ur[n_u * i + 2]
+                    if col < n_cls:
+                        q = qcnt[bb, cs] * inv
+                        pp = ptab[bb, cs]
+                        if uc * q < pp:
+                            take = True
+                        else:
+                            uc = (uc * q - pp) / (q - pp)
+                    if not take:
+                        if n_u >= 5:  # as _residual_draw: two rejection rounds from P, then the exact scan
+                            a1 = ub * pj1 < pj1 - q1 * inv
+                            a2 = ub2 * pj2 < pj2 - q2 * inv
+                            c = j1 if a1 else (j2 if a2 else -1)
+                            if c < 0:
+                                c = _residual_pick(ptab, qcnt, bb, inv, uc, rbuf, np.int64(cls[i]))
+                        else:
+                            c = _residual_pick(ptab, qcnt, bb, inv, uc, rbuf, c)
+                if take:
+                    chosen = s
+                elif (b1[c, s >> 12] >> np.uint64((s >> 6) & 63)) & _ONE and (
+                    b0[c, s >> 6] >> np.uint64(s & 63)
+                ) & _ONE:  # s is a selectable id of class c (its word is read only when b1 says non-empty)
+                    chosen = s
+                else:
+                    sc = _bs_succ(b0, b1, b2, c, s)
+                    pc = _bs_pred(b0, b1, b2, c, s)
+                    if sc >= 0:
+                        _prefetch(slots, 3 * sc)
+                    if pc >= 0:
+                        _prefetch(slots, 3 * pc)
+                    if sc < 0 and pc < 0:
+                        if created < max_ids:
+                            new = True
+                        else:
+                            chosen = s
+                    elif sc < 0:
+                        chosen = pc
+                    elif pc < 0:
+                        chosen = sc
+                    else:
+                        ks = _l9_rank(tree, live0, s, k, sc)
+                        kp = _l9_rank(tree, live0, s, k, pc)
+                        la = np.log1p(live - ks)
+                        lb = np.log1p(live - kp)
+                        ld = np.log1p(live - k)
+                        if u_pk * (lb - la) < lb - ld:
+                            chosen = sc
+                        else:
+                            chosen = pc
+        if new:
+            o = _feistel(created, card, half_bits, keys)
+            created += 1
+            cls_made[c] += 1
+            live += 1
+            cc = c
+            rem = _budget(u_pk, bud_lo[c], bud_hi[c], bud_a[c], slack) - 1
+            live0[counter >> 6] |= _bit(counter & 63)
+            _fen_add(tree, counter >> 9, 1)
+        else:
+            o = slots[chosen, 0]
+            cc = slots[chosen, 1]
+            rem = slots[chosen, 2] - 1
+            live0[chosen >> 6] &= ~_bit(chosen & 63)
+            _fen_move(tree, chosen >> 9, counter >> 9)
+            if rem >= 0:
+                _bs_clear(b0, b1, b2, cc, chosen)
+            slots[chosen, 0] = -1
+            live0[counter >> 6] |= _bit(counter & 63)
+        if rem > 0:
+            _bs_set(b0, b1, b2, cc, counter)
+        slots[counter, 0] = o
+        slots[counter, 1] = cc
+        slots[counter, 2] = rem
+        scls[counter] = cc if rem > 0 else n_cls
+        counter += 1
+        out[i] = o
+        out_cls[i] = cc
+        i += 1
+    state[0] = counter
+    state[1] = live
+    state[2] = created
+    return i

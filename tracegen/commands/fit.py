@@ -13,6 +13,7 @@ Examples:
   tracegen fit cloudPhysicsIO.csv -o cloud.json --densify
   tracegen fit kaggle_processed.npz -o criteo.json --tables C3 C12 --min-count 20
   tracegen fit trace.npz -o private.json --epsilon 1 --delta 1e-6
+  tracegen fit day0.npz -o day0.json --workers 8        # tables fitted in 8 processes
 """
 
 from __future__ import annotations
@@ -58,6 +59,13 @@ def register(sub) -> None:
         metavar="L",
         help="DP: clip bags to L ids (default 1 for one-hot tables, else 32)",
     )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="W",
+        help="fit tables in W processes (default 1; the output does not depend on W)",
+    )
     add_quiet(p)
     try:
         from tracegen.commands._io import add_read_options
@@ -87,6 +95,8 @@ def run(args) -> int:
     if args.delta is not None and args.epsilon is None:
         raise TracegenError("--delta needs --epsilon")
     check_epsilon(args.epsilon, args.delta)
+    if args.workers < 1:
+        raise TracegenError(f"--workers must be >= 1, got {args.workers}")
     if args.output == "-":
         raise TracegenError("fit writes a file; give -o dist.json")
     try:
@@ -107,7 +117,7 @@ def run(args) -> int:
         max_bag=args.max_bag,
         calibrate=max(0, args.calibrate),
     )
-    model.fit(trace, path=src, progress=progress)
+    model.fit(trace, path=src, progress=progress, workers=args.workers)
     model.save(args.output, force=args.force)
     if not args.quiet:
         m = model.model_

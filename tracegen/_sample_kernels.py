@@ -318,6 +318,22 @@ def _live_select(tree, live0, k):
     return (b << 6) | _word_select(live0[b], rem)
 
 
+@njit(cache=True, inline="always")
+def _scan_down(live0, top, d):
+    """The live slot ``d`` below the live slot ``top`` (d < 512), by popcounts over at most 16 words
+    going down from ``top``; -1 when it is deeper than those words."""
+    w = top >> 6
+    x = live0[w] & _upto(top & 63)
+    for _ in range(16):
+        c = _pop(x)
+        if d < c:
+            return (w << 6) | _word_select(x, c - d)
+        d -= c
+        w -= 1
+        x = live0[w]
+    return -1
+
+
 @njit(cache=True)
 def _live_select_top(tree, live0, top, d, k):
     """The slot with ``d`` live slots after it (the ``k``-th live slot, ``k = live - d``).
@@ -326,15 +342,9 @@ def _live_select_top(tree, live0, top, d, k):
     top with popcounts; deep ones use the Fenwick tree.
     """
     if d < 512:
-        w = top >> 6
-        x = live0[w] & _upto(top & 63)
-        for _ in range(16):
-            c = _pop(x)
-            if d < c:
-                return (w << 6) | _word_select(x, c - d)
-            d -= c
-            w -= 1
-            x = live0[w]
+        s = _scan_down(live0, top, d)
+        if s >= 0:
+            return s
     return _live_select(tree, live0, k)
 
 
@@ -927,15 +937,9 @@ def _l9_select(tree9, live0, k):
 def _l9_select_top(tree9, live0, top, d, k):
     """As :func:`_live_select_top` on the 512-slot tree."""
     if d < 512:
-        w = top >> 6
-        x = live0[w] & _upto(top & 63)
-        for _ in range(16):
-            c = _pop(x)
-            if d < c:
-                return (w << 6) | _word_select(x, c - d)
-            d -= c
-            w -= 1
-            x = live0[w]
+        s = _scan_down(live0, top, d)
+        if s >= 0:
+            return s
     return _l9_select(tree9, live0, k)
 
 

@@ -1266,19 +1266,28 @@ def _sample_table_worker(args) -> tuple[str, str]:
 def _fit_table(job) -> dict:
     """Fit one table's entry of dist.json: ``job = (table, K, TraceModel params)`` (a process-pool task)."""
     t, k, prm = job
-    node, stats = fit_class_stack(
+    choose = bool(prm["calibrate"]) and 0 < t.n_accesses <= CALIBRATE_MAX_ACCESSES
+    got = fit_class_stack(
         t.values,
         t.lengths,
         min_count=k,
         n_time_bins=prm["n_time_bins"],
         class_bins_per_octave=prm["class_bins_per_octave"],
         sd_bins_per_octave=prm["sd_bins_per_octave"],
-        return_stats=True,
+        return_stats=choose,
     )
-    card = synthetic_cardinality(t.cardinality, stats.get("distinct", stats["id_counts"].shape[0]))
-    if prm["calibrate"] and 0 < t.n_accesses <= CALIBRATE_MAX_ACCESSES:
+    node, stats = got if choose else (got, None)
+    distinct = stats["distinct"] if choose else _distinct(t.values)
+    card = synthetic_cardinality(t.cardinality, distinct)
+    if choose:
         node = choose_mode(node, t.lengths, card, stats, int(prm["calibrate"]))
     return {"name": t.name, "cardinality": card, "bag_length": fit_bag_length(t.lengths, k), "ids": node}
+
+
+def _distinct(values: np.ndarray) -> int:
+    from tracegen.locality import dense_keys
+
+    return int(dense_keys(values)[1]) if values.shape[0] else 0
 
 
 def _map_tables(fn, jobs: list, workers: int, progress: bool, desc: str) -> list:

@@ -21,6 +21,7 @@ Notation: ``B`` samples, ``T`` tables, ``N`` accesses of one table, ``C`` popula
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -632,16 +633,21 @@ def calibrate_class_stack(
                 f = np.where((got > 0) & (rep > 0), np.clip(rep_target / got, 0.25, 4.0) ** gamma, 1.0)
             rep = np.minimum(rep * f, 0.99)
             node = {**node, "repeat": [float(v) for v in rep]}
+        # the realised distances grouped by (class, phase), in one sort; repeats are drawn apart
+        keep = sd > np.where(rep > 0, 0, -1)[cls]
+        grp = cls[keep].astype(np.int64) * n_ph + phase[keep]
+        order = np.argsort(grp, kind="stable")
+        sd_g = sd[keep][order]
+        bounds = np.searchsorted(grp[order], np.arange(len(node["classes"]) * n_ph + 1))
         new_classes = []
         for c, cl in enumerate(node["classes"]):
             hs = sd_nodes(cl)
-            w = (cls == c) & (sd > (0 if rep[c] > 0 else -1))  # repeats are drawn apart (no histogram)
             for q, h in enumerate(hs):
                 if h is None or target[c][q] is None:
                     continue
                 e = np.asarray(h["edges"], np.int64)
-                wq = w & (phase == q) if len(hs) > 1 else w
-                b = np.clip(np.searchsorted(e, sd[wq], side="right") - 1, 0, e.shape[0] - 2)
+                a, z = (c * n_ph + q, c * n_ph + q + 1) if len(hs) > 1 else (c * n_ph, (c + 1) * n_ph)
+                b = np.clip(np.searchsorted(e, sd_g[bounds[a] : bounds[z]], side="right") - 1, 0, e.shape[0] - 2)
                 real = np.bincount(b, minlength=e.shape[0] - 1).astype(np.float64)
                 if real.sum() < 50:
                     continue
@@ -791,7 +797,7 @@ class ClassStackSampler:
         means = np.asarray([cl.get("mean_count", np.sqrt(r[0] * r[1])) for cl, r in zip(classes, rng_)])
         self._bud_lo, self._bud_hi = rng_[:, 0], rng_[:, 1] + 1.0
         self._bud_a = np.array(
-            [_power_exponent(lo, hi, mu) for lo, hi, mu in zip(self._bud_lo, self._bud_hi, means)]
+            [_power_exponent(float(lo), float(hi), float(mu)) for lo, hi, mu in zip(self._bud_lo, self._bud_hi, means)]
         )
         self._slack = float(node.get("budget_slack", DEFAULT_BUDGET_SLACK))
         # ids created per class: at most the fitted count, scaled to the sample length
@@ -1099,8 +1105,10 @@ def _power_mean(lo: float, hi: float, a: float) -> float:
     return float(_power_ppf(u, lo, hi, a).mean())
 
 
+@functools.lru_cache(maxsize=1 << 14)
 def _power_exponent(lo: float, hi: float, mean: float) -> float:
-    """The exponent ``a`` of the power law on ``[lo, hi)`` whose mean is ``mean`` (bisection)."""
+    """The exponent ``a`` of the power law on ``[lo, hi)`` whose mean is ``mean`` (bisection; cached:
+    the mode choice builds a sampler of the same classes for each of its twins)."""
     if hi - lo <= 1.0 + 1e-9:
         return 0.0
     mean = min(max(mean, lo), hi)

@@ -617,3 +617,15 @@ def test_phase_histograms_follow_the_time_schedule():
     assert (sd_syn[:half] >= 100).sum() <= 50
     late_real, late_syn = (sd_real[half:] >= 100).sum(), (sd_syn[half:] >= 100).sum()
     assert abs(late_syn - late_real) <= 0.15 * late_real
+
+
+def test_twin_threads_do_not_change_the_fit(monkeypatch):
+    """The mode choice runs candidate twins in threads; one thread gives the same dist.json."""
+    import concurrent.futures as cf
+
+    import tracegen.tracemodel as tm
+
+    tr = Trace.single(planted_trace(60_000, u=3_000, seed=6))  # long enough for the LFU twins
+    threaded = TraceModel().fit(tr).model_
+    monkeypatch.setattr(tm, "_twin_threads", lambda n: cf.ThreadPoolExecutor(max_workers=1))
+    assert TraceModel().fit(tr).model_["tables"] == threaded["tables"]

@@ -12,7 +12,7 @@ import numpy as np
 from numba import njit
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _lfu_misses(keys, n_keys, cap, max_count):
     """Misses of an in-cache LFU cache of ``cap`` >= 1 rows replaying ``keys`` (dense, < ``n_keys``;
     no key occurs more than ``max_count`` times).

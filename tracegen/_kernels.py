@@ -103,7 +103,7 @@ def _lookup(tab, x, u, shift, mask, direct):
         j = (j + 1) & mask
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _dense_keys_run(ids, tab, u, direct):
     """Dense keys of ``ids`` continuing a table holding ``u`` keys; returns (keys, tab, u)."""
     n = ids.shape[0]
@@ -134,7 +134,7 @@ def _dense_keys_run(ids, tab, u, direct):
     return keys, tab, u
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _dense_keys(ids):
     """Map arbitrary int64 ids to dense keys 0..U-1 in order of first appearance; returns (keys, U)."""
     keys, tab, u = _dense_keys_run(ids, _new_table(1024), 0, False)
@@ -481,7 +481,7 @@ def _grow_state_direct(tab, n_keys):
     return new
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _engine_run_ids(ids, out, write_out, direct_ids, idtab, st, tab, first, hist, bits, tree):
     """The engine over arbitrary ids: densify 64K-access chunks (``idtab`` persists), then run on keys.
 
@@ -802,7 +802,7 @@ def _table_from_direct(dmap):
     return tab
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _sd_histogram(sd, size):
     """``(counts[:size], cold)`` of stack distances (``-1`` cold) in one pass; ``size`` > max(sd)."""
     counts = np.zeros(size, np.int64)

@@ -550,7 +550,7 @@ def _class_stack_run(
     return i
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _compact(old, counter, tree, live0, slots, b0, b1, b2):
     """Renumber the live slots of ``old`` (in order) as ``0..live-1`` into the fresh new arrays.
 
@@ -853,7 +853,7 @@ def _grid_bin(grid, lut, v):
     return a
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _predraw(ur, n_u, tbin, nt, prev, acc, m_off, m_size, m_aprob, m_alias, qcold, rep1, off, size, aprob, alias, lo,
              width, cls, dd, flags):
     """The per-access pre-draws of :func:`_draw_accesses` from one stream of doubles, branch-free.
@@ -903,7 +903,7 @@ def _predraw(ur, n_u, tbin, nt, prev, acc, m_off, m_size, m_aprob, m_alias, qcol
     prev[0] = p
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _tree9_build(live0, tree9):
     """Fenwick tree (``tree9``, zero on entry, ``len(live0) // 8 + 1``) of live slots per 512-slot block
     (one cache line of ``live0``): small enough to stay in L1, unlike one per 64-slot word."""
@@ -1076,7 +1076,7 @@ def _residual_draw(ptab, p_aprob, p_alias, qcnt, bb, inv, u, ua, ub, ua2, ub2, r
     return _residual_pick(ptab, qcnt, bb, inv, u, rbuf, c)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _stack_run(
     ur,
     n_u,

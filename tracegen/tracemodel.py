@@ -482,11 +482,22 @@ def _twin_score(
     """
     from tracegen.locality import dense_keys, miss_ratio_curve, sd_histogram, stack_distances
 
-    smp = ClassStackSampler(node, cardinality, np.random.SeedSequence([seed, 99]))
     tb = _time_bins(lengths, int(node["n_time_bins"]), n_samples=n_samples)
+    u = stats["id_counts"].shape[0]
+
+    def lfu_twin(j):  # the extra twins that only the LFU term reads (threads: see choose_mode)
+        smp2 = ClassStackSampler(node, cardinality, np.random.SeedSequence([seed, 99 - j]))
+        k2, u2 = dense_keys(smp2.next(int(lengths.sum()), tb))
+        return _lfu_miss_ratios(k2, u2, _lfu_sizes(u))
+
+    extra = []
+    if stats.get("lfu") is not None and LFU_TWINS > 1:
+        pool = _twin_threads(LFU_TWINS - 1)
+        extra = [pool.submit(lfu_twin, j) for j in range(1, LFU_TWINS)]
+        pool.shutdown(wait=False)
+    smp = ClassStackSampler(node, cardinality, np.random.SeedSequence([seed, 99]))
     out = smp.next(int(lengths.sum()), tb)
     h, c0 = sd_histogram(stack_distances(out))
-    u = stats["id_counts"].shape[0]
     sizes = np.unique(np.geomspace(1, max(u, 2), 40).astype(np.int64))
     _, ma = miss_ratio_curve(stats["sd_counts"], stats["cold"], sizes)
     _, mb = miss_ratio_curve(h, c0, sizes)
@@ -501,10 +512,8 @@ def _twin_score(
         # LFU on small caches is chaotic (the ids that fill the cache early stay): average the signed
         # errors of LFU_TWINS twins (one twin's error varies by 0.002-0.01 with the seed)
         lfu = _lfu_miss_ratios(keys, u_out, _lfu_sizes(u))
-        for j in range(1, LFU_TWINS):
-            smp2 = ClassStackSampler(node, cardinality, np.random.SeedSequence([seed, 99 - j]))
-            k2, u2 = dense_keys(smp2.next(int(lengths.sum()), tb))
-            lfu = lfu + _lfu_miss_ratios(k2, u2, _lfu_sizes(u))
+        for f in extra:  # summed in twin order, whatever order the threads finished in
+            lfu = lfu + f.result()
         lfu = lfu / LFU_TWINS
         r.append(float(np.abs(lfu - stats["lfu"]).max()) / LFU_TARGET)
     r = np.asarray(r)
@@ -561,9 +570,18 @@ def choose_mode(node: dict, lengths: np.ndarray, cardinality: int, stats: dict, 
     phased = {"plain": node, "split": stats.get("split_node")}
     plain, split = (None if nd is None else _without_phases(nd) for nd in phased.values())
     modes = (0, *HYBRID_CHOICES, ALWAYS)
-    cands = [build(plain, cb) for cb in modes]
+
+    def build_scored(cb):
+        c = build(plain, cb)
+        return c, score(c)
+
+    # the candidates are independent: their twins run in threads (the sampling, stack-distance and
+    # LFU kernels release the GIL); each twin has its own seed, so the choice does not depend on it
+    with _twin_threads(len(modes)) as ex:
+        got = list(ex.map(build_scored, modes))
+    cands = [c for c, _ in got]
+    scores = [sc for _, sc in got]
     made = [("plain", cb) for cb in modes]
-    scores = [score(c) for c in cands]
     if split is not None:  # in the better of the calibrated modes (coupled split twins scored worse)
         best = int(np.argmin(scores[:-1]))
         cands.append(build(split, modes[best], calibrate))
@@ -575,6 +593,13 @@ def choose_mode(node: dict, lengths: np.ndarray, cardinality: int, stats: dict, 
         cands.append(build(phased[design], cb, calibrate if cb != ALWAYS else 0))
         scores.append(score(cands[-1]))
     return cands[int(np.argmin(scores))]
+
+
+def _twin_threads(n: int):
+    """A thread pool for ``n`` independent twin jobs (at most the CPU count)."""
+    import concurrent.futures as cf
+
+    return cf.ThreadPoolExecutor(max_workers=max(1, min(int(n), os.cpu_count() or 1)))
 
 
 def _without_phases(node: dict) -> dict:

@@ -10,7 +10,8 @@ by their total access count (log-spaced count bins, merged until each class hold
 class keeps its access share, the distribution of the *global* LRU stack distance of its warm
 accesses, its immediate-repeat rate, and per time bin its share of accesses and its cold
 (first-access) rate. At fit time a class with enough ids may be split in two by its ids' age profile
-(front-loaded ids versus ids read evenly; :func:`_age_split`) when a sampled twin says it pays
+(front-loaded ids versus ids read evenly; :func:`_age_split`), and a class's stack distances may
+be kept per phase of the trace (``sd_phases``), each when a sampled twin says it pays
 (:func:`choose_mode`). Sampling either repeats the previous access's id (at that class's repeat
 rate) or draws the class of the access, then either creates a new id or reuses the live id of
 that class whose global LRU depth is nearest to a drawn stack distance. The global stack-distance distribution

@@ -48,6 +48,7 @@ CALIBRATE_MAX_ACCESSES = 50_000_000  # the DP fit calibrates whole tables up to 
 # constant; calibration (2-5 twins) still samples the whole table (on a window it did not transfer).
 # Measured on ARC OLTP scored on a 300k window: the same mode and class design as on the whole.
 TWIN_MAX_ACCESSES = 2_000_000
+THREAD_MAX_ACCESSES = 4_000_000  # longer tables calibrate their candidates one at a time (memory)
 DEFAULT_PHASES = 4  # stack-distance histograms per class per phase (runs of time bins); 1 = one per class
 SPARSE_KEYS = 1 << 40  # a "cardinality" this large means hashed / sparse 64-bit keys, not table rows
 
@@ -578,7 +579,8 @@ def choose_mode(node: dict, lengths: np.ndarray, cardinality: int, stats: dict, 
 
     # the candidates are independent: their twins run in threads (the sampling, stack-distance and
     # LFU kernels release the GIL); each twin has its own seed, so the choice does not depend on it
-    with _twin_threads(len(modes)) as ex:
+    # (one thread for long tables: each candidate's calibration twins are whole-table arrays)
+    with _twin_threads(len(modes) if int(full_lengths.sum()) <= THREAD_MAX_ACCESSES else 1) as ex:
         got = list(ex.map(build_scored, modes))
     cands = [c for c, _ in got]
     scores = [sc for _, sc in got]

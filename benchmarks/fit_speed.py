@@ -11,6 +11,7 @@ Meta's embedding lookups (4 tables, pooling factors 1-60, Zipf-like ids over 300
 
     python benchmarks/fit_speed.py
     python benchmarks/fit_speed.py --samples 80000 --workers 2
+    python benchmarks/fit_speed.py --zipf 10000000 --no-default   # one long table; prints peak RSS
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import pathlib
+import resource
 import sys
 import time
 
@@ -57,12 +59,20 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--samples", type=int, default=40_000, help="samples of the multi-hot trace")
     ap.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="processes for the last row")
+    ap.add_argument("--zipf", type=int, default=0, help="also one table of this many Zipf(0.9) accesses")
+    ap.add_argument("--no-default", action="store_true", help="skip ARC OLTP and the multi-hot trace")
     args = ap.parse_args(argv)
 
     traces = []
-    if OLTP.exists():
+    if OLTP.exists() and not args.no_default:
         traces.append(("ARC OLTP", Trace.single(np.load(OLTP)["OLTP"].astype(np.int64))))
-    traces.append((f"multi-hot x4 ({args.samples} samples)", multi_hot(args.samples)))
+    if not args.no_default:
+        traces.append((f"multi-hot x4 ({args.samples} samples)", multi_hot(args.samples)))
+    if args.zipf:
+        rng = np.random.default_rng(0)
+        w = 1.0 / np.arange(1, 1_000_001) ** 0.9
+        ids = rng.choice(1_000_000, size=args.zipf, p=w / w.sum()).astype(np.int64)
+        traces.append(("Zipf(0.9) over 1M ids", Trace.single(ids)))
     TraceModel().fit(Trace.single(np.arange(3000) % 97))  # compile every kernel once
 
     for name, tr in traces:
@@ -79,6 +89,7 @@ def main(argv=None) -> int:
         print(f"  locality engine (stack distances + histogram): {base:6.2f} s  {n / base / 1e6:6.2f} M acc/s")
         for label, t in rows:
             print(f"  {label:<34}{t:6.2f} s  {n / t / 1e6:6.2f} M acc/s  ({t / base:.1f}x the engine's time)")
+    print(f"peak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
     return 0
 
 

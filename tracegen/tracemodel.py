@@ -1313,17 +1313,11 @@ def _fit_table(job) -> dict:
         return_stats=choose,
     )
     node, stats = got if choose else (got, None)
-    distinct = stats["distinct"] if choose else _distinct(t.values)
+    distinct = sum(int(cl["n_ids"]) for cl in node["classes"])  # the classes partition the ids
     card = synthetic_cardinality(t.cardinality, distinct)
     if choose:
         node = choose_mode(node, t.lengths, card, stats, int(prm["calibrate"]))
     return {"name": t.name, "cardinality": card, "bag_length": fit_bag_length(t.lengths, k), "ids": node}
-
-
-def _distinct(values: np.ndarray) -> int:
-    from tracegen.locality import dense_keys
-
-    return int(dense_keys(values)[1]) if values.shape[0] else 0
 
 
 def _map_tables(fn, jobs: list, workers: int, progress: bool, desc: str) -> list:

@@ -385,3 +385,17 @@ def lfu_misses(keys, capacity: int) -> int:
             count[k] = 1
         last[k] = i
     return misses
+
+
+def fifo_misses(keys, capacity: int) -> int:
+    """FIFO: a miss inserts the key, first evicting the key inserted longest ago; hits change nothing."""
+    queue: list = []
+    misses = 0
+    for k in (int(x) for x in keys):
+        if k in queue:
+            continue
+        misses += 1
+        if len(queue) >= capacity:
+            queue.pop(0)
+        queue.append(k)
+    return misses

@@ -460,6 +460,29 @@ def test_lfu_kernel_matches_naive(rng, cap):
     assert got == naive.lfu_misses(keys, cap)
 
 
+@pytest.mark.parametrize("cap", [1, 2, 5, 17, 60, 80])
+def test_fifo_kernel_matches_naive(rng, cap):
+    from tracegen._fit_kernels import _fifo_misses
+
+    hot = np.minimum(rng.zipf(1.4, 3_000) - 1, 79)
+    keys = np.where(rng.random(3_000) < 0.2, rng.integers(0, 80, 3_000), hot).astype(np.int64)
+    assert _fifo_misses(keys, 80, cap) == naive.fifo_misses(keys, cap)
+
+
+def test_policy_miss_ratios_match_libcachesim(rng):
+    from tracegen import cachesim
+    from tracegen.tracemodel import _lfu_sizes, _policy_miss_ratios
+
+    if not cachesim.available():
+        pytest.skip("libcachesim not installed")
+    ids = planted_trace(20_000)
+    keys = np.unique(ids, return_inverse=True)[1].astype(np.int64)
+    u = int(keys.max()) + 1
+    sizes = _lfu_sizes(u)
+    want = np.concatenate([cachesim.miss_ratios(ids, "LFU", sizes), cachesim.miss_ratios(ids, "FIFO", sizes)])
+    assert np.allclose(_policy_miss_ratios(keys, u, u), want)
+
+
 def test_lfu_miss_ratios_match_libcachesim(rng):
     from tracegen import cachesim
     from tracegen.tracemodel import _lfu_miss_ratios
@@ -524,7 +547,9 @@ def test_split_node_validates_loads_and_samples(tmp_path):
     assert len(split["classes"]) > len(node["classes"])
     assert abs(sum(c["share"] for c in split["classes"]) - 1) < 1e-9
     assert sum(c["n_ids"] for c in split["classes"]) == sum(c["n_ids"] for c in node["classes"])
-    assert stats["lfu"].shape == (3,) and np.all((stats["lfu"] >= 0) & (stats["lfu"] <= 1))
+    pol = stats["policy"]  # LFU then FIFO miss ratios at 1%, 10%, 30% of the distinct ids
+    assert pol.shape == (6,) and np.all((pol > 0) & (pol <= 1))
+    assert np.all(np.diff(pol[:3]) <= 0) and np.all(np.diff(pol[3:]) <= 0)  # larger caches miss less
     doc = {
         "format": FORMAT,
         "schema_version": SCHEMA_VERSION,
@@ -541,7 +566,7 @@ def test_split_node_validates_loads_and_samples(tmp_path):
     assert a.equals(m.sample(seed=3))
     assert np.unique(a.tables[0].values).shape[0] <= 1_300
     short = fit_class_stack(keys[:20_000], lengths[:20_000], return_stats=True)[1]
-    assert "lfu" not in short  # short tables are scored without LFU
+    assert "policy" not in short  # short tables are scored without LFU / FIFO
 
 
 def test_choose_mode_returns_one_of_the_candidate_designs():

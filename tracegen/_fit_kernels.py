@@ -2,8 +2,8 @@
 
 :func:`_lfu_misses` replays dense keys in an in-cache LFU cache (libCacheSim's ``LFU``: a miss
 inserts the key with frequency 1, evicting the key of least frequency, ties broken by least recent
-access), so the fit can compare a twin's LFU miss ratio with the real one without writing trace
-files. Kernels take arrays and return numbers; the callers validate.
+access) and :func:`_fifo_misses` in a FIFO cache, so the fit can compare a twin's miss ratios with
+the real ones without writing trace files. Kernels take arrays and return numbers; the callers validate.
 """
 
 from __future__ import annotations
@@ -70,4 +70,32 @@ def _lfu_misses(keys, n_keys, cap, max_count):
         else:
             tail[f] = k
         head[f] = k
+    return misses
+
+
+@njit(cache=True, nogil=True)
+def _fifo_misses(keys, n_keys, cap):
+    """Misses of a FIFO cache of ``cap`` >= 1 rows replaying dense ``keys`` (< ``n_keys``): a miss
+    inserts the key, first evicting the key inserted longest ago; a hit changes nothing.
+    O(1) per access: a ring of the cached keys in insertion order."""
+    ring = np.empty(cap, np.int64)
+    cached = np.zeros(n_keys, np.bool_)
+    head = 0  # oldest slot once the ring is full
+    size = 0
+    misses = 0
+    for i in range(keys.shape[0]):
+        k = keys[i]
+        if cached[k]:
+            continue
+        misses += 1
+        if size < cap:
+            ring[size] = k
+            size += 1
+        else:
+            cached[ring[head]] = False
+            ring[head] = k
+            head += 1
+            if head == cap:
+                head = 0
+        cached[k] = True
     return misses

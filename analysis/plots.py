@@ -26,8 +26,14 @@ def _pyplot():
 
 
 def _save(fig, path: Path) -> str:
-    fig.savefig(path, format="png", dpi=100)
-    _pyplot().close(fig)
+    """Write ``fig`` as a PNG atomically (an interrupted report leaves no truncated figure)."""
+    from tracegen._util import atomic_output
+
+    try:
+        with atomic_output(path, force=True, suffix=".png") as tmp:
+            fig.savefig(tmp, format="png", dpi=100)
+    finally:
+        _pyplot().close(fig)
     return os.fspath(path)
 
 

@@ -242,7 +242,15 @@ def _run(args: argparse.Namespace) -> int:
                            args.optimizer, args.learning_rate)
     step = 0
     if args.resume:
-        ck = torch.load(ckpt_path, map_location=device, weights_only=True)
+        try:
+            ck = torch.load(ckpt_path, map_location=device, weights_only=True)
+        except Exception as e:  # noqa: BLE001  torch raises many types for a corrupt file
+            first = (str(e).strip().splitlines() or [""])[0][:160]
+            raise TracegenError(
+                f"cannot load the checkpoint: truncated or corrupt ({type(e).__name__}: {first})", ckpt_path
+            ) from None
+        if not isinstance(ck, dict) or not {"config", "model", "optimizers", "step"} <= set(ck):
+            raise TracegenError("not a tracegen training checkpoint", ckpt_path)
         if ck["config"] != dataclasses.asdict(cfg):
             raise TracegenError("the checkpoint's architecture differs from this run's flags", ckpt_path)
         modules.load_state_dict(ck["model"])

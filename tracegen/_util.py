@@ -23,11 +23,15 @@ def check_output(path: str | os.PathLike, force: bool = False) -> None:
         return
     if os.path.isdir(p):
         raise TracegenError("is a directory, not an output file", p)
+    if p.endswith(("/", os.sep)):
+        raise TracegenError("ends with a path separator: name an output file, not a folder", p)
     if os.path.exists(p) and not force:
         raise TracegenError("already exists; pass --force to replace it", p)
     parent = os.path.dirname(os.path.abspath(p))
     if not os.path.isdir(parent):
         raise TracegenError(f"output folder {parent} does not exist", p)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise TracegenError(f"output folder {parent} is not writable", p)
 
 
 @contextlib.contextmanager

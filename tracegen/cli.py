@@ -48,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; returns the exit status (0 ok, 2 user error, 1 for a failed check)."""
+    """Run the CLI; returns the exit status (0 ok, 2 user or system error such as a full disk, 1 for a failed
+    check or no memory, 130 interrupted)."""
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -67,6 +68,15 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as e:  # the system refused (disk full, permissions, read-only, ...): one line, no traceback
+        where = e.filename if e.filename is not None else None
+        what = e.strerror or str(e)
+        print(f"tracegen: error: {where + ': ' if where else ''}{what}", file=sys.stderr)
+        return EXIT_USAGE
+    except MemoryError:
+        print("tracegen: error: out of memory (try a smaller input, fewer --workers, or a streaming "
+              "command such as convert)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

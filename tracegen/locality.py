@@ -479,11 +479,22 @@ def _sample_offsets(trace) -> np.ndarray:
 
 def table_offsets(trace) -> np.ndarray:
     """Id offset of each table in the shared id space: cumulative ``max(cardinality, max id + 1)``."""
+    return _offsets(_id_space_sizes(trace))
+
+
+def _id_space_sizes(trace) -> list[int]:
     sizes = []
     for t in trace.tables:
         v = np.asarray(t.values)
         sizes.append(max(int(t.cardinality), int(v.max()) + 1 if v.size else 0))
-    return np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    return sizes
+
+
+def _offsets(sizes: list[int]) -> np.ndarray:
+    total = sum(sizes)  # Python ints: raw 64-bit keys must not wrap around int64
+    if total >= 1 << 63:
+        raise TracegenError(f"the tables' id spaces add up to {total} rows, more than int64 holds")
+    return np.concatenate([[0], np.cumsum(np.asarray(sizes, np.int64))]).astype(np.int64)
 
 
 def interleave(trace) -> tuple[np.ndarray, np.ndarray]:
@@ -494,13 +505,18 @@ def interleave(trace) -> tuple[np.ndarray, np.ndarray]:
     Returns ``(ids, table_index)`` (int64, int32).
     """
     T = trace.n_tables
-    base = table_offsets(trace)
     if T == 0:
         return np.empty(0, np.int64), np.empty(0, np.int32)
+    sizes = _id_space_sizes(trace)
+    values = [np.asarray(t.values, dtype=np.int64) for t in trace.tables]
+    if sum(sizes) >= 1 << 62:  # raw 64-bit keys: number each table's ids apart (no distance changes)
+        values = [dense_keys(v)[0] if v.size else v for v in values]
+        sizes = [int(v.max()) + 1 if v.size else 0 for v in values]
+    base = _offsets(sizes)
     if trace.is_one_hot:
         ids = np.empty((trace.n_samples, T), np.int64)
-        for j, t in enumerate(trace.tables):
-            ids[:, j] = np.asarray(t.values) + base[j]
+        for j in range(T):
+            ids[:, j] = values[j] + base[j]
         tix = np.broadcast_to(np.arange(T, dtype=np.int32), ids.shape)
         return ids.ravel(), np.ascontiguousarray(tix).ravel()
     lens = np.stack([np.diff(np.asarray(t.offsets, dtype=np.int64)) for t in trace.tables], axis=1)  # (B, T)
@@ -511,7 +527,7 @@ def interleave(trace) -> tuple[np.ndarray, np.ndarray]:
     ids = np.empty(n, np.int64)
     tix = np.empty(n, np.int32)
     for j, t in enumerate(trace.tables):
-        v = np.asarray(t.values, dtype=np.int64)
+        v = values[j]
         lj = lens[:, j]
         dst0 = start[:-1].reshape(lens.shape)[:, j]  # (B,) where sample b's bag of table j starts
         src0 = np.asarray(t.offsets, dtype=np.int64)[:-1]

@@ -166,17 +166,26 @@ class Trace:
     def is_one_hot(self) -> bool:
         return all(t.is_one_hot for t in self.tables)
 
-    def table(self, name_or_index: str | int) -> Table:
+    def table(self, name_or_index: str | int, path=None) -> Table:
+        """The table named ``name_or_index`` (or at that 0-based index); a :class:`TracegenError` if none."""
+        shown = ", ".join(self.names[:10]) + (" ..." if self.n_tables > 10 else "")
         if isinstance(name_or_index, (int, np.integer)):
-            return self.tables[int(name_or_index)]
+            i = int(name_or_index)
+            if not 0 <= i < self.n_tables:
+                raise TracegenError(f"no table {i}: table indices are 0..{self.n_tables - 1} ({shown})", path)
+            return self.tables[i]
         for t in self.tables:
             if t.name == name_or_index:
                 return t
-        raise TracegenError(f"no table named {name_or_index!r}; tables are {', '.join(self.names)}")
+        raise TracegenError(f"no table named {name_or_index!r}; tables are {shown}", path)
 
-    def select(self, names: Sequence[str | int]) -> Trace:
-        """A trace with only the named (or indexed) tables, in the given order."""
-        return Trace([self.table(n) for n in names], dense=self.dense, labels=self.labels)
+    def select(self, names: Sequence[str | int], path=None) -> Trace:
+        """A trace with only the named (or indexed) tables, in the given order (errors name ``path``)."""
+        tables = [self.table(n, path) for n in names]
+        dup = sorted({t.name for t in tables if sum(u is t for u in tables) > 1})
+        if dup:
+            raise TracegenError(f"table {', '.join(dup)} selected more than once", path)
+        return Trace(tables, dense=self.dense, labels=self.labels)
 
     def slice(self, start: int, stop: int) -> Trace:
         """Samples ``start:stop`` (ids are views of the original arrays where possible)."""
@@ -222,10 +231,15 @@ class Trace:
                 raise TracegenError(f"dense features have shape {d.shape}, expected ({b}, F)", path)
             if not np.issubdtype(d.dtype, np.floating) and not np.issubdtype(d.dtype, np.integer):
                 raise TracegenError(f"dense features must be numeric, got dtype {d.dtype}", path)
+            _check_finite(d, "dense features", path)
         if self.labels is not None:
             y = self.labels
             if y.ndim != 1 or y.shape[0] != b:
                 raise TracegenError(f"labels have shape {y.shape}, expected ({b},)", path)
+            if not (np.issubdtype(y.dtype, np.floating) or np.issubdtype(y.dtype, np.integer)
+                    or y.dtype == np.bool_):
+                raise TracegenError(f"labels must be numeric, got dtype {y.dtype}", path)
+            _check_finite(y, "labels", path)
         return self
 
     def equals(self, other: Trace) -> bool:
@@ -250,3 +264,17 @@ class Trace:
 def default_names(n_tables: int) -> list[str]:
     """Criteo's names ``C1..C26`` style: ``C1 .. C{T}``."""
     return [f"C{j + 1}" for j in range(n_tables)]
+
+
+def _check_finite(a: np.ndarray, what: str, path=None) -> None:
+    """Raise naming the first NaN or infinite entry of a float array (integer arrays always pass)."""
+    if not np.issubdtype(a.dtype, np.floating) or a.size == 0:
+        return
+    step = 1 << 22  # rows at a time: no full-size temporary for a memory-mapped array
+    for start in range(0, a.shape[0], step):
+        blk = np.asarray(a[start:start + step])
+        bad = ~np.isfinite(blk)
+        if bad.any():
+            pos = np.unravel_index(int(np.argmax(bad)), blk.shape)
+            where = (start + int(pos[0]),) + tuple(int(x) for x in pos[1:])
+            raise TracegenError(f"{what} hold a NaN or infinite value ({blk[pos]} at {where})", path)

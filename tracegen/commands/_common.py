@@ -22,6 +22,47 @@ def add_output_args(p: argparse.ArgumentParser, required: bool = True, help: str
     p.add_argument("--force", action="store_true", help="replace OUT if it exists")
 
 
+def check_not_input(output: str | None, *inputs: str | None) -> None:
+    """Refuse an output that is one of the inputs (``--force`` would replace the data being read)."""
+    if not output or output == "-" or not os.path.exists(output):
+        return
+    for src in inputs:
+        if src and os.path.exists(src) and os.path.samefile(output, src):
+            raise TracegenError("is also an input: write the output somewhere else", output)
+
+
+def seed_int(text: str) -> int:
+    """argparse type of ``--seed``: an integer in [0, 2**63) (numpy seeds are non-negative)."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if not 0 <= v < 2**63:
+        raise argparse.ArgumentTypeError(f"must be in [0, 2**63), got {text}")
+    return v
+
+
+def check_device(device: str | None, flag: str = "--device") -> None:
+    """A torch device string that exists here: ``cpu``, or ``cuda``/``cuda:N`` when CUDA is available."""
+    if device is None:
+        return
+    import re
+
+    m = re.fullmatch(r"(cpu|cuda|mps|xpu)(?::(\d+))?", device)
+    if not m:
+        raise TracegenError(f"{flag} must be cpu, cuda or cuda:N, got {device!r}")
+    if m.group(1) == "cpu":
+        return
+    import torch
+
+    backend = getattr(torch, m.group(1), None)
+    available = backend is not None and getattr(backend, "is_available", lambda: False)()
+    if not available:
+        raise TracegenError(f"{flag} {device}: no {m.group(1)} device is available here (use cpu)")
+    if m.group(1) == "cuda" and m.group(2) is not None and int(m.group(2)) >= torch.cuda.device_count():
+        raise TracegenError(f"{flag} {device}: only {torch.cuda.device_count()} CUDA device(s) here")
+
+
 def add_quiet(p: argparse.ArgumentParser):
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 

@@ -37,6 +37,17 @@ def add_read_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def read_checked(path: str, fmt: str | None = None, **opts):
+    """Read a trace that the command will scan whole anyway: a native npz is validated id by id first
+    (its lazy open checks only the structure), so a corrupt id is a one-line error, not a wrong result."""
+    from tracegen import formats
+
+    fmt = fmt or formats.detect(path)
+    if fmt == "npz":
+        opts.setdefault("validate", True)
+    return formats.read(path, fmt, **opts)
+
+
 def read_options(args) -> dict:
     opts = {}
     if getattr(args, "densify", None):

@@ -97,7 +97,7 @@ def convert(
     fmt = fmt or formats.detect(src)
     to = formats.output_format(dst, to)
     check_output(dst, force)
-    if os.path.abspath(src) == os.path.abspath(dst):
+    if os.path.abspath(src) == os.path.abspath(dst) or (os.path.exists(dst) and os.path.samefile(src, dst)):
         from tracegen.errors import TracegenError
 
         raise TracegenError("input and output are the same file", dst)

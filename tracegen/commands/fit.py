@@ -18,7 +18,7 @@ Examples:
 
 from __future__ import annotations
 
-from tracegen.commands._common import add_command, add_output_args, add_quiet, input_file
+from tracegen.commands._common import add_command, add_output_args, add_quiet, check_not_input, input_file
 
 ORDER = 20
 
@@ -81,6 +81,7 @@ def _table_key(s: str):
 
 def run(args) -> int:
     """Fit a trace model (dist.json) from a real trace."""
+    import math
     import sys
     import time
 
@@ -91,10 +92,15 @@ def run(args) -> int:
     from tracegen.tracemodel import DEFAULT_MIN_COUNT, TraceModel
 
     src = input_file(args.input)
+    check_not_input(args.output, src)
     check_output(args.output, args.force)
     if args.delta is not None and args.epsilon is None:
         raise TracegenError("--delta needs --epsilon")
     check_epsilon(args.epsilon, args.delta)
+    if args.epsilon is not None and not math.isfinite(args.epsilon):
+        raise TracegenError(f"--epsilon must be finite, got {args.epsilon}")
+    if args.max_bag is not None and args.max_bag < 1:
+        raise TracegenError(f"--max-bag must be >= 1, got {args.max_bag}")
     if args.workers < 1:
         raise TracegenError(f"--workers must be >= 1, got {args.workers}")
     if args.output == "-":
@@ -109,7 +115,7 @@ def run(args) -> int:
     t0 = time.perf_counter()
     trace = formats.read(src, getattr(args, "fmt", None), **opts)
     if args.tables:
-        trace = trace.select([_table_key(t) for t in args.tables])
+        trace = trace.select([_table_key(t) if t not in trace.names else t for t in args.tables], src)
     model = TraceModel(
         min_count=args.min_count if args.min_count is not None else DEFAULT_MIN_COUNT,
         epsilon=args.epsilon,

@@ -19,8 +19,8 @@ from __future__ import annotations
 import json
 import sys
 
-from tracegen.commands._common import add_command, add_output_args, add_quiet, input_file
-from tracegen.commands._io import add_read_options, read_options
+from tracegen.commands._common import add_command, add_output_args, add_quiet, check_not_input, input_file, seed_int
+from tracegen.commands._io import add_read_options, read_checked, read_options
 from tracegen.errors import TracegenError
 
 ORDER = 12
@@ -42,7 +42,7 @@ def register(sub) -> None:
     p.add_argument("--row-bytes", type=int, metavar="B",
                    help="bytes per embedding row: MRC sizes also in bytes")
     p.add_argument("--no-shared", action="store_true", help="skip the cache shared by all tables")
-    p.add_argument("--seed", type=int, default=0, help="SHARDS hash seed (default 0)")
+    p.add_argument("--seed", type=seed_int, default=0, help="SHARDS hash seed (default 0)")
     add_quiet(p)
     add_read_options(p)
 
@@ -78,21 +78,21 @@ def _short(c: int) -> str:
 
 def run(args) -> int:
     """Profile a trace's cache locality: stack distances, LRU miss-ratio curves, footprint, popularity."""
-    from tracegen import formats
     from tracegen._util import atomic_output, check_output
     from tracegen.locality import profile
 
     path = input_file(args.file)
+    check_not_input(args.output, path)
     if args.output and args.output != "-":
         check_output(args.output, args.force)
     if args.sample_rate is not None and not 0 < args.sample_rate <= 1:
         raise TracegenError(f"--sample-rate must be in (0, 1], got {args.sample_rate}")
-    if args.row_bytes is not None and args.row_bytes <= 0:
-        raise TracegenError(f"--row-bytes must be positive, got {args.row_bytes}")
-    trace = formats.read(path, args.fmt, **read_options(args))
+    if args.row_bytes is not None and not 0 < args.row_bytes < 2**40:
+        raise TracegenError(f"--row-bytes must be in [1, 2**40), got {args.row_bytes}")
+    trace = read_checked(path, args.fmt, **read_options(args))
     if args.table:
         names = [int(t) if t.isdigit() and t not in trace.names else t for t in args.table]
-        trace = trace.select(names)
+        trace = trace.select(names, path)
     prof = profile(trace, sample_rate=args.sample_rate, exact=args.sample_rate is None,
                    row_bytes=args.row_bytes, shared=not args.no_shared, seed=args.seed)
     prof["path"] = path

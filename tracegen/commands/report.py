@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
-from tracegen.commands._common import add_command, add_quiet, input_file
+from tracegen.commands._common import add_command, add_quiet, check_device, input_file, seed_int
 from tracegen.errors import TracegenError
 
 ORDER = 70
@@ -28,6 +29,16 @@ def _positive(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
     if v <= 0:
         raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return v
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (math.isfinite(v) and v > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
     return v
 
 
@@ -57,7 +68,7 @@ def register(sub) -> None:
     p.add_argument("trace", metavar="TRACE", help="trace file (any format tracegen reads)")
     p.add_argument("--vs", metavar="OTHER",
                    help="a second trace to compare against, or a fitted dist.json to sample its twin from")
-    p.add_argument("--seed", type=int, default=0, help="seed for sampling OTHER when it is a dist.json (0)")
+    p.add_argument("--seed", type=seed_int, default=0, help="seed for sampling OTHER when it is a dist.json (0)")
     p.add_argument("--from", dest="fmt", metavar="F", help="format of TRACE and OTHER (default: detected)")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="folder for the report (created)")
     p.add_argument("--force", action="store_true", help="replace a report already in DIR")
@@ -72,7 +83,7 @@ def register(sub) -> None:
                    help="sample streams longer than N accesses (default 4,000,000)")
     p.add_argument("--budget", type=_bytes, metavar="BYTES",
                    help="memory budget for placement, e.g. 80G (default: 10%% of the touched rows)")
-    p.add_argument("--throughput", type=float, default=1e6, metavar="S",
+    p.add_argument("--throughput", type=_positive_float, default=1e6, metavar="S",
                    help="samples/s for the bandwidth-needed figure (1e6)")
     p.add_argument("--no-measure", action="store_true", help="skip the torch bandwidth measurement")
     p.add_argument("--device", metavar="DEV", help="torch device for the measurement (default: cuda if any)")
@@ -101,22 +112,29 @@ def run(args: argparse.Namespace) -> int:
 
     from analysis import locality as loc
     from analysis.report import text_summary, write_report
-    from tracegen import formats
+    from tracegen.commands._io import read_checked
 
+    if not args.no_measure:
+        check_device(args.device)
     paths = [input_file(args.trace)] + ([input_file(args.vs)] if args.vs else [])
     out = args.output
     if out == "-":
         raise TracegenError("the report is a folder of files; give -o DIR, not '-'")
     if os.path.exists(out) and not os.path.isdir(out):
         raise TracegenError("exists and is not a directory", out)
-    traces = [formats.read(paths[0], args.fmt)]
+    traces = [read_checked(paths[0], args.fmt)]
     if args.vs and paths[1].lower().endswith(".json"):
         from tracegen.tracemodel import TraceModel
 
         # a fitted model: sample the synthetic twin, as many samples as TRACE has
         traces.append(TraceModel.load(paths[1]).sample(traces[0].n_samples, seed=args.seed))
     elif args.vs:
-        traces.append(formats.read(paths[1], args.fmt))
+        traces.append(read_checked(paths[1], args.fmt))
+    if args.vs and traces[1].n_tables != traces[0].n_tables:
+        raise TracegenError(
+            f"has {traces[1].n_tables} tables but {paths[0]} has {traces[0].n_tables}: "
+            "--vs compares two traces of the same tables", paths[1]
+        )
     if args.vs:
         a, b = (os.path.basename(p) for p in paths)
         labels = [a, b] if a != b else ["trace", "other"]

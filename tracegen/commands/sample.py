@@ -13,7 +13,7 @@ Examples:
 
 from __future__ import annotations
 
-from tracegen.commands._common import add_command, add_output_args, add_quiet, input_file
+from tracegen.commands._common import add_command, add_output_args, add_quiet, check_not_input, input_file, seed_int
 
 ORDER = 21
 
@@ -30,7 +30,7 @@ def register(sub) -> None:
         metavar="N",
         help="samples to draw (default: as many as the fitted trace)",
     )
-    p.add_argument("--seed", type=int, default=0, help="master seed (default 0)")
+    p.add_argument("--seed", type=seed_int, default=0, help="master seed (default 0)")
     p.add_argument("--workers", type=int, default=1, metavar="W", help="worker processes (default 1)")
     p.add_argument("--chunk", type=int, default=1 << 18, metavar="B", help="samples per streamed chunk")
     add_quiet(p)
@@ -40,6 +40,33 @@ def register(sub) -> None:
         add_write_options(p)
     except ImportError:
         p.add_argument("--to", dest="to", metavar="F", help="output format (default: from the extension)")
+
+
+#: most samples one run may ask for (ids are counted in int64; 2**40 samples is already petabytes)
+MAX_SAMPLES = 1 << 40
+
+
+def _check_room(out: str, n: int, n_tables: int) -> None:
+    """Refuse an -n whose output cannot fit: over :data:`MAX_SAMPLES`, or more than the free disk space.
+
+    The size is a lower bound that holds for every format: 2 bytes per sample per written table (a
+    one-digit id and a newline in txt; every binary format stores more)."""
+    import os
+    import shutil
+
+    from tracegen.errors import TracegenError
+
+    if n > MAX_SAMPLES:
+        raise TracegenError(f"-n {n} is too large (at most {MAX_SAMPLES:,} samples per run)")
+    folder = os.path.dirname(os.path.abspath(out))
+    need = 2 * n * max(1, n_tables)
+    free = shutil.disk_usage(folder).free
+    if need > free:
+        raise TracegenError(
+            f"-n {n} needs at least {need / 2**30:,.1f} GiB ({n_tables} table(s) x n samples x 2 bytes) but "
+            f"{folder} has {free / 2**30:,.1f} GiB free",
+            out,
+        )
 
 
 def run(args) -> int:
@@ -52,6 +79,7 @@ def run(args) -> int:
     from tracegen.tracemodel import TraceModel
 
     src = input_file(args.dist)
+    check_not_input(args.output, src)
     if args.output == "-":
         raise TracegenError("sample writes a file; give -o OUT")
     check_output(args.output, args.force)
@@ -68,7 +96,16 @@ def run(args) -> int:
     except ImportError:
         opts = {}
     model = TraceModel.load(src)
-    n = model._n(args.samples)
+    if args.samples is None:
+        try:
+            n = model._n(None)
+        except TracegenError:
+            raise TracegenError(
+                "holds no positive source.n_samples to default to; give -n N", src
+            ) from None
+    else:
+        n = model._n(args.samples)
+    _check_room(args.output, n, 1 if getattr(args, "table", None) else len(model.names))
     t0 = time.perf_counter()
     model.sample_to(
         args.output,

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from tracegen.commands._common import add_command, add_output_args, input_file
+from tracegen.commands._common import add_command, add_output_args, check_not_input, input_file
 from tracegen.errors import TracegenError
 
 ORDER = 25
@@ -40,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     sources = [x for x in (args.from_dlrm_dist, args.from_locality_stats, args.family) if x]
     if len(sources) != 1:
         raise TracegenError("give exactly one of --from-dlrm-dist, --from-locality-stats or --family")
+    check_not_input(args.output, args.from_dlrm_dist, args.from_locality_stats)
     check_output(args.output, args.force)
     n_samples = None
     if args.from_dlrm_dist:
@@ -57,6 +58,9 @@ def run(args: argparse.Namespace) -> int:
         table["name"] = args.name
     spec.validate_node(table["ids"], "tables[0].ids")
     doc = spec.spec_document([table], n_samples=n_samples)
+    from tracegen.tracemodel import validate_dist
+
+    validate_dist(doc)  # what `tracegen sample` will check: fail here, before writing
     text = json.dumps(doc, indent=1) + "\n"
     if args.output == "-":
         sys.stdout.write(text)

@@ -4,10 +4,22 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import math
 
-from tracegen.commands._common import add_command
+from tracegen.commands._common import add_command, check_device, seed_int
 
 ORDER = 60
+
+
+def _positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (math.isfinite(v) and v > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return v
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -24,7 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     a.add_argument("--arch-interaction-itself", action="store_true", help="include self dot products")
     t = p.add_argument_group("training")
     t.add_argument("--mini-batch-size", type=int, default=128, metavar="B")
-    t.add_argument("--learning-rate", type=float, default=0.01, metavar="LR")
+    t.add_argument("--learning-rate", type=_positive_float, default=0.01, metavar="LR")
     n = t.add_mutually_exclusive_group()
     n.add_argument("--num-batches", type=int, metavar="N", help="train N batches (default: one epoch)")
     n.add_argument("--epochs", type=int, metavar="E", help="passes over the training split")
@@ -32,7 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     t.add_argument("--device", default="cpu", help="cpu or cuda (cuda:N)")
     t.add_argument("--num-threads", type=int, default=0, metavar="N",
                    help="torch threads (0: torch's default; 1 is fastest for small models on a busy machine)")
-    t.add_argument("--seed", type=int, default=0, help="weights, shuffling and synthetic data follow it")
+    t.add_argument("--seed", type=seed_int, default=0, help="weights, shuffling and synthetic data follow it")
     t.add_argument("--split", choices=["day", "random"], default="day",
                    help="train/val/test like the reference: 6 days, then half a day each (day), or random")
     t.add_argument("--no-shuffle", action="store_true", help="train in trace order, not a per-epoch shuffle")
@@ -68,6 +80,13 @@ def run(args: argparse.Namespace) -> int:
     from tracegen.commands._common import input_file
 
     input_file(args.data)
+    import os
+
+    from tracegen.errors import TracegenError
+
+    check_device(args.device)
+    if args.out is not None and os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise TracegenError("exists and is not a directory (--out takes a folder)", args.out)
     from model.train import run as train_run
 
     return train_run(args)

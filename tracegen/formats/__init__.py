@@ -15,13 +15,14 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import os
+import zlib
 from collections.abc import Callable
 
 import numpy as np
 
 from tracegen.errors import TraceFormatError, TracegenError
 from tracegen.formats import cache, criteo, dlrm, native, plain, tbe
-from tracegen.formats._common import stem_and_dir
+from tracegen.formats._common import stem_and_dir, strip_bom
 from tracegen.trace import Table, Trace
 
 __all__ = ["FORMATS", "Format", "concat", "detect", "open_writer", "read", "write"]
@@ -206,7 +207,7 @@ def _head(path, n: int = 65536) -> bytes:
 
 
 def _sniff_text(path, head: bytes | None = None) -> str | None:
-    head = _head(path) if head is None else head
+    head = strip_bom(_head(path) if head is None else head)
     if not head:
         raise TraceFormatError("file is empty", path)
     if b"\x00" in head:
@@ -248,7 +249,9 @@ def detect(path) -> str:
                 return "dlrm-npz"
             keys = ", ".join(ar.names()[:8])
         raise TraceFormatError(
-            f"an npz with neither metadata.json (native) nor X_cat (DLRM); it holds: {keys}", p
+            f"an npz with neither metadata.json (native) nor X_cat (DLRM); it holds: {keys} "
+            "(to read one id array, save it as .npy)",
+            p,
         )
     if ext == ".npy":
         return "npy"
@@ -258,8 +261,13 @@ def detect(path) -> str:
         size = os.path.getsize(p)
         if size == 0:
             raise TraceFormatError("file is empty", p)
-        if cache.plausible_oracle_general(p):
-            return "oracle-general"
+        named_og = "oraclegeneral" in os.path.basename(p).lower()
+        if named_og and size % cache.OG_DTYPE.itemsize:
+            raise TraceFormatError(
+                f"size {size} is not a multiple of the 24-byte oracleGeneral record: truncated?", p
+            )
+        if named_og or cache.plausible_oracle_general(p):  # the name wins: a prefix of a longer trace
+            return "oracle-general"  # points past its end and fails the content check
         folder, stem = stem_and_dir(p)
         if os.path.isfile(os.path.join(folder, stem + "_fea_count.npz")):
             return "mlperf-bin"
@@ -293,13 +301,17 @@ def detect(path) -> str:
         try:
             with gzip.open(p, "rb") as g:
                 inner = g.read(65536)
-        except (OSError, EOFError) as e:
+        except (OSError, EOFError, zlib.error) as e:
             raise TraceFormatError(f"a corrupt gzip file ({e})", p) from None
+        base = os.path.basename(p).lower()
+        if base.endswith((".pt.gz", ".pth.gz")) or inner[:2] == b"PK" or inner[:1] == b"\x80":
+            return "tbe-pt"  # Meta's dlrm_datasets ship fbgemm_t856_bs65536.pt.gz
         guess = _sniff_text(p, inner)
         if guess in ("criteo-tsv", "criteo-csv"):
             return guess
         raise TraceFormatError(
-            "gzip-compressed; only raw Criteo text is read compressed: decompress it first", p
+            "gzip-compressed; only raw Criteo text and tbe-pt (.pt.gz) are read compressed: decompress it first",
+            p,
         )
     guess = _sniff_text(p)
     if guess is not None:
@@ -346,7 +358,7 @@ def read(path, fmt: str | None = None, **options) -> Trace:
         return _call(f.reader, "reader", fmt, p, p, **options)
     except TracegenError:
         raise
-    except (OSError, EOFError, MemoryError) as e:
+    except (OSError, EOFError, MemoryError, zlib.error) as e:
         raise TraceFormatError(f"cannot read as {fmt} ({type(e).__name__}: {e})", p) from None
     except (ValueError, IndexError, KeyError, TypeError) as e:
         # a malformed file that slipped past the explicit checks: still one line naming the file

@@ -17,15 +17,24 @@ from tracegen.trace import Table, Trace
 INT64_MAX = np.iinfo(np.int64).max
 
 
+BOM = b"\xef\xbb\xbf"
+
+
+def strip_bom(data: bytes) -> bytes:
+    """Text files saved by Windows editors may start with a UTF-8 byte-order mark: drop it."""
+    return data[3:] if data.startswith(BOM) else data
+
+
 def fail(path, message: str) -> TraceFormatError:
     """The error every reader raises: ``path: message``."""
     return TraceFormatError(message, path)
 
 
-def ids_from_any(arr: np.ndarray, path, what: str = "ids", base: int = 0) -> np.ndarray:
+def ids_from_any(arr: np.ndarray, path, what: str = "ids", base: int = 0, densify_hint: bool = True) -> np.ndarray:
     """Cast an array of ids of any numeric dtype to int64, rejecting NaN, fractions, negatives, overflow.
 
-    Error messages give flat positions plus ``base`` (for arrays read in blocks)."""
+    Error messages give flat positions plus ``base`` (for arrays read in blocks); ``densify_hint`` says
+    whether the reader takes ``densify`` (suggested for uint64 ids above int64)."""
     a = np.asarray(arr)
     if a.dtype == np.bool_ or not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)):
         raise fail(path, f"{what} must be integers, got dtype {a.dtype}")
@@ -47,8 +56,8 @@ def ids_from_any(arr: np.ndarray, path, what: str = "ids", base: int = 0) -> np.
             i = int(np.argmax(a > INT64_MAX))
             raise fail(
                 path,
-                f"{what}: id {int(a.flat[i])} at position {i + base} does not fit in int64; "
-                "read with densify=True (--densify) to relabel ids 0..U-1",
+                f"{what}: id {int(a.flat[i])} at position {i + base} does not fit in int64"
+                + ("; read with densify=True (--densify) to relabel ids 0..U-1" if densify_hint else ""),
             )
         out = a.astype(np.int64)
     else:
@@ -90,6 +99,15 @@ def finish_single(
     v = ids_from_any(a, path)
     card = int(v.max()) + 1 if cardinality is None else int(cardinality)
     return Trace.single(v, name=name, cardinality=card).validate(path)
+
+
+def one_nonempty_table(trace: Trace, path, table: str | int | None = None, fmt: str = "") -> Table:
+    """:func:`one_table` for a writer that writes it whole: a table without a single id is an error
+    (the file would be empty and unreadable)."""
+    t = one_table(trace, path, table, fmt)
+    if t.n_accesses == 0:
+        raise TracegenError(f"table {t.name!r} has no accesses: nothing to write", path)
+    return t
 
 
 def one_table(trace: Trace, path, table: str | int | None = None, fmt: str = "") -> Table:

@@ -13,6 +13,7 @@ import os
 import struct
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Iterable
 
 import numpy as np
@@ -41,7 +42,7 @@ class NpzArchive:
         self.path = os.fspath(path)
         try:
             self.zf = zipfile.ZipFile(self.path)
-        except (zipfile.BadZipFile, OSError, EOFError) as e:
+        except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as e:
             raise TraceFormatError(
                 f"not a valid npz/zip file: truncated or corrupt ({e})", self.path
             ) from None
@@ -67,7 +68,7 @@ class NpzArchive:
     def read_bytes(self, name: str) -> bytes:
         try:
             return self.zf.read(name)
-        except (zipfile.BadZipFile, OSError, EOFError, KeyError, zipfile.LargeZipFile) as e:
+        except (zipfile.BadZipFile, OSError, EOFError, KeyError, zipfile.LargeZipFile, zlib.error) as e:
             raise TraceFormatError(f"cannot read member {name!r} ({e})", self.path) from None
 
     def get(self, name: str, mmap: bool = True) -> np.ndarray:
@@ -105,7 +106,7 @@ class NpzArchive:
         try:
             with self.zf.open(info) as m:
                 return np.lib.format.read_array(m, allow_pickle=False)
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
             raise TraceFormatError(f"cannot read array {name!r} ({e})", self.path) from None
 
 
@@ -141,7 +142,7 @@ def iter_rows(archive: NpzArchive, name: str, rows_per_block: int = 1 << 18):
             shape, fortran, dtype = np.lib.format.read_array_header_1_0(m)
         else:
             shape, fortran, dtype = np.lib.format.read_array_header_2_0(m)
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
         m.close()
         raise TraceFormatError(f"array {name!r} has a corrupt .npy header ({e})", archive.path) from None
     if dtype.hasobject:
@@ -156,7 +157,7 @@ def iter_rows(archive: NpzArchive, name: str, rows_per_block: int = 1 << 18):
     def blocks():
         try:
             yield from _rows_from_stream(m, shape, dtype, rows_per_block)
-        except (OSError, EOFError, zipfile.BadZipFile) as e:
+        except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
             raise TraceFormatError(f"array {name!r} is truncated or corrupt ({e})", archive.path) from None
         finally:
             m.close()

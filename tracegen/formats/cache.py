@@ -25,8 +25,15 @@ import os
 import numpy as np
 
 from tracegen._util import atomic_output
-from tracegen.errors import TraceFormatError
-from tracegen.formats._common import finish_single, ids_from_any, one_table, parse_int_tokens
+from tracegen.errors import TraceFormatError, TracegenError
+from tracegen.formats._common import (
+    finish_single,
+    ids_from_any,
+    one_nonempty_table,
+    one_table,
+    parse_int_tokens,
+    strip_bom,
+)
 from tracegen.formats.dlrm import _IdStreamWriter
 from tracegen.trace import Table, Trace
 
@@ -82,7 +89,8 @@ def plausible_oracle_general(path, probe: int = 4096) -> bool:
     rec = np.fromfile(path, dtype=OG_DTYPE, count=min(n, probe))
     nxt = rec["next_access_vtime"]
     pos = np.arange(1, rec.shape[0] + 1)
-    ok = (nxt == -1) | ((nxt > pos) & (nxt <= n))
+    # libCacheSim writes -1 or INT64_MAX for "never again" (its readers accept both)
+    ok = (nxt == -1) | (nxt == np.iinfo(np.int64).max) | ((nxt > pos) & (nxt <= n))
     return bool(ok.all())
 
 
@@ -98,6 +106,13 @@ def read_oracle_general(path, *, densify: bool = False, name: str = "t0") -> Tra
     return finish_single(rec["obj_id"], path, name=name, densify=densify)
 
 
+def _check_obj_size(obj_size, path) -> int:
+    """``obj_size`` as written per access: an integer in [1, 2**32) (a u32 field in oracleGeneral)."""
+    if isinstance(obj_size, bool) or not isinstance(obj_size, (int, np.integer)) or not 1 <= obj_size < 2**32:
+        raise TracegenError(f"--obj-size must be an integer in [1, 2**32), got {obj_size!r}", path)
+    return int(obj_size)
+
+
 def _records(t: Table, obj_size: int, time_base: int = 0) -> np.ndarray:
     rec = np.empty(t.n_accesses, OG_DTYPE)
     rec["time"] = (np.repeat(np.arange(t.n_samples, dtype=np.int64), t.lengths) + time_base).astype("<u4")
@@ -108,7 +123,8 @@ def _records(t: Table, obj_size: int, time_base: int = 0) -> np.ndarray:
 
 
 def write_oracle_general(trace: Trace, path, *, force: bool = False, table=None, obj_size: int = 1) -> None:
-    t = one_table(trace.validate(), path, table, "oracle-general")
+    obj_size = _check_obj_size(obj_size, path)
+    t = one_nonempty_table(trace.validate(), path, table, "oracle-general")
     rec = _records(t, obj_size)
     rec["next_access_vtime"] = next_access_vtime(rec["obj_id"])
     with atomic_output(path, force, suffix=".bin") as tmp:
@@ -122,8 +138,9 @@ class OracleGeneralStreamWriter(_IdStreamWriter):
     fmt = "oracle-general"
 
     def __init__(self, path, *, obj_size: int = 1, **kw):
+        obj_size = _check_obj_size(obj_size, path)
         super().__init__(path, **kw)
-        self.obj_size = int(obj_size)
+        self.obj_size = obj_size
         self.samples = 0
 
     def write(self, chunk: Trace) -> None:
@@ -152,7 +169,7 @@ class OracleGeneralStreamWriter(_IdStreamWriter):
 
 def _split_csv(path) -> tuple[list[bytes] | None, list[list[bytes]]]:
     with open(path, "rb") as f:
-        lines = [ln for ln in f.read().splitlines() if ln.strip()]
+        lines = [ln for ln in strip_bom(f.read()).splitlines() if ln.strip()]
     if not lines:
         raise TraceFormatError("trace is empty (no lines)", path)
     first = [c.strip() for c in lines[0].split(b",")]
@@ -214,7 +231,8 @@ def read_lcs_csv(path, *, id_col=None, densify: bool = False, name: str = "t0") 
 
 
 def write_lcs_csv(trace: Trace, path, *, force: bool = False, table=None, obj_size: int = 1) -> None:
-    t = one_table(trace.validate(), path, table, "lcs-csv")
+    obj_size = _check_obj_size(obj_size, path)
+    t = one_nonempty_table(trace.validate(), path, table, "lcs-csv")
     times = np.repeat(np.arange(t.n_samples, dtype=np.int64), t.lengths)
     ids = ids_from_any(t.values, path)
     with atomic_output(path, force, suffix=".csv") as tmp, open(tmp, "w") as f:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import zlib
 from collections.abc import Iterator
 
 import numpy as np
@@ -109,7 +110,7 @@ class CriteoParser:
             while True:
                 try:
                     data = f.read(self.block_bytes)
-                except (OSError, EOFError) as e:  # a truncated or corrupt .gz
+                except (OSError, EOFError, zlib.error) as e:  # a truncated or corrupt .gz
                     raise TraceFormatError(f"cannot decompress ({e})", self.path) from None
                 self.bytes_read = raw.tell()
                 if not data and not rest:
@@ -126,6 +127,8 @@ class CriteoParser:
                     rest = b""
                 if first:
                     first = False
+                    if block.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark (Windows editors)
+                        block = block[3:]
                     nl = block.find(b"\n")
                     head = block[: nl if nl >= 0 else len(block)]
                     if head[:1].isalpha() or head.lower().startswith(b"label"):
@@ -143,10 +146,15 @@ class CriteoParser:
 
     def chunks(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Yield ``(y int32 (b,), x_int int32 (b, 13) clipped at 0, ids int64 (b, 26))`` per block."""
+        blank_at = None  # line number of a blank line, fatal only if data lines follow it
         for arr, n_lines, line_no in self._lines():
             y, x_int, x_cat, rows, eline, efield, code = _kernels()._parse_block(
                 arr, n_lines, self.sep, _kernels().DIGITS
             )
+            if blank_at is not None and (rows or code):
+                raise TraceFormatError(f"line {blank_at}: blank line between data lines", self.path)
+            if code == _E_FIELDS and efield == 1 and _blank_from(arr, eline):
+                blank_at, code = line_no + eline, 0  # blank lines at the end of the file are fine
             if code:
                 ln = line_no + eline
                 if code == _E_FIELDS:
@@ -172,6 +180,13 @@ class CriteoParser:
                 ids[:, j] = col.map(np.ascontiguousarray(x_cat[:, j]))
             self.rows += rows
             yield (y.astype(np.int32), np.clip(x_int, 0, np.iinfo(np.int32).max).astype(np.int32), ids)
+
+
+def _blank_from(arr: np.ndarray, line: int) -> bool:
+    """True if lines ``line..`` (0-based) of the block hold only whitespace."""
+    starts = np.flatnonzero(arr == 10)
+    start = 0 if line == 0 else int(starts[line - 1]) + 1
+    return not bytes(arr[start:]).strip()
 
 
 def chunk_trace(y: np.ndarray, x_int: np.ndarray, ids: np.ndarray, counts, names=None) -> Trace:

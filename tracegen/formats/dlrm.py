@@ -32,9 +32,11 @@ from tracegen.formats._common import (
     fail,
     finish_single,
     ids_from_any,
+    one_nonempty_table,
     one_table,
     parse_int_tokens,
     stem_and_dir,
+    strip_bom,
 )
 from tracegen.formats._npzio import NpzArchive, assemble_npz, iter_rows
 from tracegen.trace import Table, Trace, default_names
@@ -67,7 +69,7 @@ def _load_counts(path, n_tables: int) -> np.ndarray | None:
         return None
     with NpzArchive(cf) as ar:
         counts = ar.get("counts", mmap=False)
-    counts = ids_from_any(np.asarray(counts).reshape(-1), cf, "counts")
+    counts = ids_from_any(np.asarray(counts).reshape(-1), cf, "counts", densify_hint=False)
     if counts.shape[0] != n_tables:
         raise TraceFormatError(f"counts has {counts.shape[0]} entries but {path} has {n_tables} tables", cf)
     return counts
@@ -102,7 +104,7 @@ def read_dlrm_npz(path, *, names=None) -> Trace:
         if counts is None:
             counts = _load_counts(path, t)
         if counts is not None:
-            counts = ids_from_any(np.asarray(counts).reshape(-1), path, "counts")
+            counts = ids_from_any(np.asarray(counts).reshape(-1), path, "counts", densify_hint=False)
             if counts.shape[0] != t:
                 raise TraceFormatError(
                     f"counts has {counts.shape[0]} entries but X_cat has {t} columns (table-count mismatch)",
@@ -113,7 +115,7 @@ def read_dlrm_npz(path, *, names=None) -> Trace:
         cols = [np.empty(b, np.int64) for _ in range(t)]
         start = 0
         for blk in blocks:
-            ids = ids_from_any(blk, path, "X_cat ids", base=start * t)
+            ids = ids_from_any(blk, path, "X_cat ids", base=start * t, densify_hint=False)
             for j in range(t):
                 cols[j][start : start + ids.shape[0]] = ids[:, j]
             start += ids.shape[0]
@@ -191,7 +193,14 @@ def write_dlrm_npz(trace: Trace, path, *, force: bool = False, days: int = 7, co
     _write_with_day_count(path, members, trace.n_samples, force, days, compress)
 
 
+def _check_days(days, path) -> int:
+    if isinstance(days, bool) or not isinstance(days, (int, np.integer)) or days < 0:
+        raise TracegenError(f"--days must be a non-negative integer (0 = no day-count file), got {days!r}", path)
+    return int(days)
+
+
 def _write_with_day_count(path, members, n: int, force: bool, days: int, compress: bool) -> None:
+    days = _check_days(days, path)
     day_path = None
     if days and days > 0:
         d, stem = stem_and_dir(path)
@@ -220,7 +229,8 @@ class DlrmNpzStreamWriter:
     ):
         from tracegen.formats._npzio import RawSink
 
-        self.path, self.force, self.days, self.compress = os.fspath(path), force, days, compress
+        self.path, self.force, self.compress = os.fspath(path), force, compress
+        self.days = _check_days(days, self.path)
         check_output(self.path, force)
         self.names = list(names)
         self.cardinalities = [int(c) for c in cardinalities]
@@ -295,7 +305,8 @@ def read_mlperf_bin(path, *, names=None, n_tables: int | None = None) -> Trace:
     cf = _find_fea_count(path)
     if cf is not None:
         with NpzArchive(cf) as ar:
-            counts = ids_from_any(np.asarray(ar.get("counts", mmap=False)).reshape(-1), cf, "counts")
+            raw = np.asarray(ar.get("counts", mmap=False)).reshape(-1)
+        counts = ids_from_any(raw, cf, "counts", densify_hint=False)
         if n_tables is not None and counts.shape[0] != n_tables:
             raise TraceFormatError(f"counts has {counts.shape[0]} entries, expected {n_tables} tables", cf)
     n_tables = n_tables or (counts.shape[0] if counts is not None else 26)
@@ -312,7 +323,7 @@ def read_mlperf_bin(path, *, names=None, n_tables: int | None = None) -> Trace:
         )
     raw = np.fromfile(path, dtype="<i4").reshape(-1, fields)
     y, x_int, x_cat = raw[:, 0], raw[:, 1 : 1 + N_DENSE], raw[:, 1 + N_DENSE :]
-    ids = ids_from_any(x_cat, path, "X_cat ids")
+    ids = ids_from_any(x_cat, path, "X_cat ids", densify_hint=False)
     if counts is None:
         counts = ids.max(axis=0) + 1
     names = list(names) if names is not None else default_names(n_tables)
@@ -358,7 +369,7 @@ def write_mlperf_bin(trace: Trace, path, *, force: bool = False, fea_count: bool
 def read_dlrm_trace(path, *, densify: bool = False, name: str = "t0") -> Trace:
     """Read the reference's text trace: ids separated by ``", "`` (newlines tolerated)."""
     with open(path, "rb") as f:
-        data = f.read()
+        data = strip_bom(f.read())
     tokens = [t for t in data.replace(b"\n", b",").split(b",") if t.strip()]
     if not tokens:
         raise TraceFormatError("trace is empty (no ids)", path)
@@ -380,13 +391,13 @@ def _ids_text(ids: np.ndarray) -> str:
 
 def write_dlrm_trace(trace: Trace, path, *, force: bool = False, table=None) -> None:
     """Write one table's ids as one ``", "``-separated line (``table``: name, index or ``"all"``)."""
-    t = one_table(trace.validate(), path, table, "dlrm-trace")
+    t = one_nonempty_table(trace.validate(), path, table, "dlrm-trace")
     with DlrmTraceStreamWriter(path, force=force, binary=False) as w:
         w.write_ids(t.values)
 
 
 def write_dlrm_trace_bin(trace: Trace, path, *, force: bool = False, table=None) -> None:
-    t = one_table(trace.validate(), path, table, "dlrm-trace-bin")
+    t = one_nonempty_table(trace.validate(), path, table, "dlrm-trace-bin")
     with DlrmTraceStreamWriter(path, force=force, binary=True) as w:
         w.write_ids(t.values)
 
@@ -519,7 +530,7 @@ def _dist_line(line: bytes, path, what: str, kind) -> np.ndarray:
 def read_dist(path) -> DlrmDist:
     """Read and validate a DLRM ``dist_emb_j.log``; distances are converted to ``sd = depth - 1``."""
     with open(path, "rb") as f:
-        lines = [ln for ln in f.read().splitlines() if ln.strip()]
+        lines = [ln for ln in strip_bom(f.read()).splitlines() if ln.strip()]
     if len(lines) != 3:
         raise TraceFormatError(
             f"a dist log has 3 lines (unique ids, stack distances, cumulative "

@@ -77,7 +77,10 @@ def read_npz(path, *, validate: bool = False, mmap: bool = True) -> Trace:
             raise TraceFormatError(f"{META} is not valid JSON ({e})", path) from None
         if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
             raise TraceFormatError(f"{META} does not describe a {FORMAT_NAME} file", path)
-        if int(meta.get("version", 0)) > VERSION:
+        version = meta.get("version", 0)
+        if isinstance(version, bool) or not isinstance(version, int):
+            raise TraceFormatError(f"{META}: version must be an integer, got {version!r}", path)
+        if version > VERSION:
             raise TraceFormatError(
                 f"written by a newer tracegen (format version {meta['version']}, this one reads {VERSION})",
                 path,

@@ -15,7 +15,14 @@ import numpy as np
 
 from tracegen._util import atomic_output
 from tracegen.errors import TraceFormatError, TracegenError
-from tracegen.formats._common import finish_single, ids_from_any, one_table, parse_int_tokens
+from tracegen.formats._common import (
+    finish_single,
+    ids_from_any,
+    one_nonempty_table,
+    one_table,
+    parse_int_tokens,
+    strip_bom,
+)
 from tracegen.formats._npzio import RawSink, _npy_header
 from tracegen.formats.dlrm import _IdStreamWriter
 from tracegen.trace import Trace
@@ -23,7 +30,7 @@ from tracegen.trace import Trace
 
 def read_txt(path, *, densify: bool = False, name: str = "t0") -> Trace:
     with open(path, "rb") as f:
-        data = f.read()
+        data = strip_bom(f.read())
     lines = data.split(b"\n")
     tokens = [ln.strip() for ln in lines]
     tokens = [t for t in tokens if t]
@@ -40,7 +47,7 @@ def read_txt(path, *, densify: bool = False, name: str = "t0") -> Trace:
 
 
 def write_txt(trace: Trace, path, *, force: bool = False, table=None) -> None:
-    t = one_table(trace.validate(), path, table, "txt")
+    t = one_nonempty_table(trace.validate(), path, table, "txt")
     with TxtStreamWriter(path, force=force) as w:
         w.write_ids(t.values)
 
@@ -85,18 +92,20 @@ def read_npy(path, *, densify: bool = False, name: str = "t0", names=None) -> Tr
     return finish_single(np.asarray(a), path, name=name, densify=densify)
 
 
+_MULTI_HOT_NPY = (
+    "npy holds one id sequence or a one-hot (samples x tables) matrix; this trace is "
+    "multi-hot: pick a table with --table NAME or flatten with --table all"
+)
+
+
 def write_npy(trace: Trace, path, *, force: bool = False, table=None) -> None:
     trace.validate()
     if table is None and trace.n_tables > 1:
         if not trace.is_one_hot:
-            raise TracegenError(
-                "npy holds one id sequence or a one-hot (samples x tables) matrix; this trace is "
-                "multi-hot: pick a table with --table NAME or flatten with --table all",
-                path,
-            )
+            raise TracegenError(_MULTI_HOT_NPY, path)
         arr = trace.to_dense_ids()
     else:
-        arr = np.asarray(one_table(trace, path, table, "npy").values, np.int64)
+        arr = np.asarray(one_nonempty_table(trace, path, table, "npy").values, np.int64)
     with atomic_output(path, force, suffix=".npy") as tmp:
         np.save(tmp, arr)
 
@@ -115,6 +124,8 @@ class NpyStreamWriter:
 
     def write(self, chunk: Trace) -> None:
         if self.table is None and chunk.n_tables > 1:
+            if not chunk.is_one_hot:
+                raise TracegenError(_MULTI_HOT_NPY, self.path)
             arr = chunk.to_dense_ids()
         else:
             arr = np.asarray(one_table(chunk, self.path, self.table, "npy").values, np.int64)

@@ -1,9 +1,10 @@
 """Fidelity benchmark: how closely synthetic traces reproduce real ones, ours against three baselines.
 
 For every real trace in ``../shared/data`` (ARC OLTP and P3, CloudPhysics ``lbn``, the two Criteo
-samples' 26 categorical tables) and planted synthetic ones (:mod:`tracegen.synth`), each generator
-produces a trace of the same size and shape (the baselines keep the real bag lengths and only
-generate ids, table by table):
+samples' 26 categorical tables), planted synthetic ones (:mod:`tracegen.synth`) and probe patterns
+unlike the real ones (``benchmarks/probes.py``: a loop, a block trace, bursty ids, a workload
+switch, multi-hot tables), each generator produces a trace of the same size and shape (the
+baselines keep the real bag lengths and only generate ids, table by table):
 
 - ``ours``: ``TraceModel().fit(real).sample(n_samples, seed=0)`` (and, for the DP rows,
   ``TraceModel(epsilon=e)`` for e in 0.5, 1, 4);
@@ -99,6 +100,9 @@ def load_traces(data: pathlib.Path, max_accesses: int, only: list[str] | None) -
         "planted-drift": lambda seed: one(synth.drifting_ids(n_planted, 50_000, seed=seed)),
         "planted-criteo": lambda seed: Trace(synth.planted_trace(n_criteo, seed=seed).tables),
     }
+    import probes  # generated access patterns unlike the real traces (benchmarks/probes.py)
+
+    planted.update(probes.probes())
     for name, make in planted.items():
         if want(name):
             out.append((name, make(1)))
@@ -268,7 +272,8 @@ def main(argv=None) -> int:
     ap.add_argument("--max-accesses", type=int, default=1_000_000, help="cut long traces (P3) to a prefix")
     ap.add_argument("--only", nargs="*", help="substrings of trace names to run (arc-OLTP, arc-P3, "
                     "cloudphysics, criteo-deepctr, criteo-hillview, planted-zipf, planted-drift, "
-                    "planted-criteo)")
+                    "planted-criteo, probe-loop, probe-storage, probe-bursty, probe-switch, "
+                    "probe-multihot)")
     ap.add_argument("--no-fbgemm", action="store_true", help="skip FBGEMM's estimator/generator")
     ap.add_argument("--no-dp", action="store_true", help="skip the differential-privacy rows")
     ap.add_argument("--no-non-lru", action="store_true", help="skip FIFO/LFU/ARC (libcachesim)")

@@ -654,3 +654,51 @@ def test_twin_threads_do_not_change_the_fit(monkeypatch):
     threaded = TraceModel().fit(tr).model_
     monkeypatch.setattr(tm, "_twin_threads", lambda n: cf.ThreadPoolExecutor(max_workers=1))
     assert TraceModel().fit(tr).model_["tables"] == threaded["tables"]
+
+
+# ---- finer stack-distance bins where the reuses pile up (a loop) -----------------------------------
+
+
+def test_refine_grid_cuts_only_heavy_bins():
+    from tracegen.tracemodel import _refine_grid, _sd_grid
+
+    grid = _sd_grid(10_000, 16)
+    rng = np.random.default_rng(0)
+    sd = np.concatenate([np.full(5_000, 4_990), rng.integers(0, 10_000, 5_000), np.full(300, -1)])
+    fine = _refine_grid(grid, sd, 0.1)
+    assert set(grid.tolist()) <= set(fine.tolist())  # the base edges stay
+    assert 4_990 in fine and 4_991 in fine  # the heavy depth ends up in a bin of its own
+    b = np.searchsorted(grid, 4_990, side="right") - 1
+    outside = (fine < grid[b]) | (fine > grid[b + 1])
+    assert np.array_equal(fine[outside], grid[(grid < grid[b]) | (grid > grid[b + 1])])  # light bins untouched
+    assert np.array_equal(_refine_grid(grid, sd, 0.0), grid)
+    assert np.array_equal(_refine_grid(grid, sd[sd != 4_990], 0.1), grid)  # no bin over 10%: unchanged
+
+
+def _loop(n: int = 60_000, u: int = 1_500, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    ids = np.arange(n) % u
+    noise = rng.random(n) < 0.1
+    ids[noise] = u + rng.integers(0, 4 * u, int(noise.sum()))
+    return ids.astype(np.int64)
+
+
+@pytest.mark.parametrize("share", [0.1, 0.0])
+def test_loop_twin_keeps_the_step_of_its_miss_ratio_curve(monkeypatch, share):
+    import tracegen.tracemodel as tm
+    from tracegen.locality import miss_ratio_curve, sd_histogram, stack_distances
+
+    monkeypatch.setattr(tm, "REFINE_SHARE", share)
+    ids = _loop()
+    lengths = np.ones(ids.shape[0], np.int64)
+    node = {**fit_class_stack(ids, lengths), "coupling": True}  # coupled: drawn depths are taken exactly
+    smp = ClassStackSampler(node, 10_000, np.random.SeedSequence(1))
+    out = smp.next(ids.shape[0], tm._time_bins(lengths, int(node["n_time_bins"])))
+    sizes = np.arange(1_300, 1_700, 10)  # around the loop (1,500 ids)
+    _, a = miss_ratio_curve(*sd_histogram(stack_distances(ids)), sizes)
+    _, b = miss_ratio_curve(*sd_histogram(stack_distances(out)), sizes)
+    err = float(np.abs(a - b).max())
+    if share > 0:  # measured 0.06, right at the step (1,490 rows)
+        assert err < 0.1
+    else:  # one 1/16-octave bin spreads the step over ~60 rows: measured 0.53
+        assert err > 0.3

@@ -1,7 +1,8 @@
 """Sampling speed and memory of the class-stack trace model.
 
 Prints, in one process: accesses/s of ``TraceModel.sample_iter`` for a fitted model (three sampling
-modes: uncoupled, coupled, and the hybrid ``coupling_below=64``; the median of ``--repeat`` runs),
+modes: uncoupled, coupled, and the hybrid ``coupling_below=64``; the median of ``--repeat`` runs, per
+second of wall-clock time and per second of the process's CPU time, less noisy on a busy machine),
 against baselines measured in the same run: numpy's uniform id generator (a floor: no model at all),
 the DLRM reference's generator (i.i.d. stack distances on a Python list LRU stack, as in
 ``dlrm_data_pytorch.py``; measured on a small n), and the sampler's separate-kernel path
@@ -59,24 +60,27 @@ def reference_iid_sd(n: int, sd_values: np.ndarray, sd_probs: np.ndarray, seed: 
     return n / (time.perf_counter() - t0)
 
 
-def rate(model: TraceModel, n: int, chunk: int) -> float:
+def rate(model: TraceModel, n: int, chunk: int) -> tuple[float, float]:
+    """Accesses per second of wall-clock time and of this process's CPU time (sampling is
+    single-threaded: the CPU-time rate is what a busy shared machine leaves less noisy)."""
     model.sample(1000, seed=1)  # compile
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     got = 0
     for tr in model.sample_iter(n, seed=0, chunk_samples=chunk):
         got += tr.n_accesses
-    return got / (time.perf_counter() - t0)
+    return got / (time.perf_counter() - t0), got / max(time.process_time() - c0, 1e-9)
 
 
-def median_rate(model: TraceModel, n: int, chunk: int, repeat: int, fused: bool = True) -> float:
-    """Median of ``repeat`` runs; ``fused=False`` times the separate pre-draw and stack kernels
-    (``ClassStackSampler.FUSED``, the sampler before the fast kernels) in the same process."""
+def median_rate(model: TraceModel, n: int, chunk: int, repeat: int, fused: bool = True) -> tuple[float, float]:
+    """Medians of ``repeat`` runs (wall, CPU); ``fused=False`` times the separate pre-draw and stack
+    kernels (``ClassStackSampler.FUSED``, the sampler before the fast kernels) in the same process."""
     from tracegen.tracemodel import ClassStackSampler
 
     old = ClassStackSampler.FUSED
     try:
         ClassStackSampler.FUSED = fused
-        return float(np.median([rate(model, n, chunk) for _ in range(max(1, repeat))]))
+        runs = np.array([rate(model, n, chunk) for _ in range(max(1, repeat))])
+        return float(np.median(runs[:, 0])), float(np.median(runs[:, 1]))
     finally:
         ClassStackSampler.FUSED = old
 
@@ -141,11 +145,16 @@ def main(argv=None) -> int:
                 ],
             }
         )
-        r = median_rate(m, args.n, args.chunk, args.repeat)
-        old = median_rate(m, args.n, args.chunk, args.repeat, fused=False) if args.n_old else None
-        vs = f", {r / old:.2f}x the separate-kernel sampler's {old / 1e6:.2f} M/s" if old else ""
+        r, r_cpu = median_rate(m, args.n, args.chunk, args.repeat)
+        old, old_cpu = median_rate(m, args.n, args.chunk, args.repeat, fused=False) if args.n_old else (None, None)
+        vs = (
+            f", {r / old:.2f}x the separate-kernel sampler's {old / 1e6:.2f} M/s "
+            f"(CPU time: {r_cpu / old_cpu:.2f}x its {old_cpu / 1e6:.2f} M/s)"
+            if old
+            else ""
+        )
         print(
-            f"sample ({label}): {r / 1e6:.2f} M accesses/s "
+            f"sample ({label}): {r / 1e6:.2f} M accesses/s, {r_cpu / 1e6:.2f} M/s of CPU time "
             f"({r / ref:.0f}x the reference, {r / floor:.2f}x numpy uniform{vs})"
         )
 

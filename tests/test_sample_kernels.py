@@ -331,3 +331,54 @@ def test_deep_stack_is_deterministic_and_chunk_free():
     assert live > 20_000  # the stack is deep
     assert np.array_equal(one, draw((n,))[0])
     assert np.array_equal(one, draw((99_999, 1, 150_000))[0])
+
+
+def _bits(live: np.ndarray) -> np.ndarray:
+    return np.packbits(live.reshape(-1, 64)[:, ::-1], axis=1).view(">u8").ravel().astype(np.uint64)
+
+
+@pytest.mark.parametrize("density", [0.01, 0.5, 0.99])
+def test_next_live(rng, density):
+    """``_next_live`` (the fix-up of the pipelined select in ``_stack_run``) against the bits."""
+    n_slots = 1 << 14
+    live = rng.random(n_slots) < density
+    live[-1] = True
+    live0 = _bits(live)
+    pos = np.flatnonzero(live)
+    for x in np.concatenate([rng.integers(0, n_slots - 1, 300), pos[:-1][:50], [0, n_slots - 2]]):
+        assert K._next_live(live0, int(x)) == pos[np.searchsorted(pos, x, side="right")]
+
+
+def test_borrow_opaque_and_unsigned_index_keep_values(rng):
+    """The code-generation helpers change no value: a borrowed view writes through to the array,
+    ``_opaque`` is the identity and ``_u`` indexes as a signed index would."""
+    from numba import njit
+
+    @njit
+    def run(a, flags, idx):
+        b = K._borrow(a)
+        out = 0
+        for i in range(idx.shape[0]):
+            b[K._u(idx[i])] += 1
+            out += K._opaque(np.int64(flags[i])) * idx[i]
+        return out
+
+    a = np.zeros(50, np.int64)
+    idx = rng.integers(0, 50, 1000)
+    flags = rng.random(1000) < 0.5
+    assert run(a, flags, idx) == int(idx[flags].sum())
+    assert np.array_equal(a, np.bincount(idx, minlength=50))
+
+
+def test_alias_cells_match_alias_rows(rng):
+    """``_alias_cell`` (one array: alias rows and both outcomes' P) picks the class and P of
+    ``_alias_row`` on the separate tables."""
+    n_bins, c = 7, 13
+    ptab = rng.random((n_bins, c)) ** 3
+    ptab /= ptab.sum(axis=1, keepdims=True)
+    _, _, aprob, alias = _alias_tables(list(ptab))
+    apt = K._alias_cells(aprob, alias, ptab, True)
+    for bb in range(n_bins):
+        for ua in np.concatenate([rng.random(200), [0.0, 1.0 - 2.0**-27]]):
+            j = K._alias_row(aprob, alias, bb, c, ua)
+            assert K._alias_cell(apt, bb, c, ua) == (j, ptab[bb, j])

@@ -20,7 +20,12 @@ The sampler runs the fast pair :func:`_predraw` (branch-free pre-draws from one 
 two per access, five when coupled) and :func:`_stack_run` (the stack kernel on a Fenwick tree of
 512-slot blocks that stays in L1, the slot row prefetched as soon as the depth is known, the class
 at a coupled depth read from a byte per slot, the coupled residual class by rejection from an alias
-table before any scan, synthetic ids permuted once per created id). :func:`_draw_accesses` and
+table before any scan (its cells and their classes' P in one array, :func:`_alias_cells`),
+synthetic ids permuted once per created id; each access's select computed during the access
+before it, on the state before that one, then fixed up). Code generation: the
+kernels' arrays are borrowed (:func:`_borrow`: no atomic reference counting around inlined helpers),
+indices are unsigned where known non-negative (:func:`_u`: no wraparound code) and unpredictable
+choices stay arithmetic (:func:`_opaque`). :func:`_draw_accesses` and
 :func:`_class_stack_run` are their references: ``tests/test_sample_kernels.py`` checks the fast pair
 against them (and :func:`_class_stack_run` is checked against ``tests/naive.py``).
 """
@@ -30,6 +35,7 @@ from __future__ import annotations
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
+from numba.core import cgutils
 from numba.extending import intrinsic
 
 _ONE = np.uint64(1)
@@ -92,6 +98,27 @@ def _prefetch(typingctx, arr, i):
     return types.none(arr, i), codegen
 
 
+@intrinsic
+def _opaque(typingctx, x):
+    """``x`` unchanged, through an empty inline-asm barrier: the compiler cannot see it is 0 or 1, so
+    ``j + _opaque(flag) * (al - j)`` stays arithmetic (an unpredictable branch costs far more)."""
+    if not isinstance(x, types.Integer):
+        return None
+
+    def codegen(context, builder, sig, args):
+        fnty = ir.FunctionType(args[0].type, [args[0].type])
+        return builder.asm(fnty, "", "=r,0", [args[0]], side_effect=False)
+
+    return x(x), codegen
+
+
+@njit(cache=True, inline="always")
+def _u(i):
+    """An index as uint64: numba then skips the negative-index wraparound (two instructions per access);
+    only for indices known to be >= 0."""
+    return np.uint64(i)
+
+
 @njit(cache=True, inline="always")
 def _lsb(x):
     """Index of the lowest set bit of a non-zero uint64."""
@@ -127,20 +154,20 @@ def _bit(p):
 
 @njit(cache=True, inline="always")
 def _bs_set(b0, b1, b2, c, s):
-    b0[c, s >> 6] |= _bit(s & 63)
-    b1[c, s >> 12] |= _bit((s >> 6) & 63)
-    b2[c, s >> 18] |= _bit((s >> 12) & 63)
+    b0[_u(c), _u(s >> 6)] |= _bit(s & 63)
+    b1[_u(c), _u(s >> 12)] |= _bit((s >> 6) & 63)
+    b2[_u(c), _u(s >> 18)] |= _bit((s >> 12) & 63)
 
 
 @njit(cache=True, inline="always")
 def _bs_clear(b0, b1, b2, c, s):
     w = s >> 6
-    b0[c, w] &= ~_bit(s & 63)
-    if b0[c, w] == np.uint64(0):
+    b0[_u(c), _u(w)] &= ~_bit(s & 63)
+    if b0[_u(c), _u(w)] == np.uint64(0):
         w1 = s >> 12
-        b1[c, w1] &= ~_bit(w & 63)
-        if b1[c, w1] == np.uint64(0):
-            b2[c, s >> 18] &= ~_bit(w1 & 63)
+        b1[_u(c), _u(w1)] &= ~_bit(w & 63)
+        if b1[_u(c), _u(w1)] == np.uint64(0):
+            b2[_u(c), _u(s >> 18)] &= ~_bit(w1 & 63)
 
 
 @njit(cache=True, inline="always")
@@ -148,25 +175,25 @@ def _bs_succ(b0, b1, b2, c, s):
     """Smallest set slot >= s in class c, or -1 (reads s's word only when ``b1`` says it is not empty)."""
     w0 = s >> 6
     w1 = s >> 12
-    m1 = b1[c, w1]
+    m1 = b1[_u(c), _u(w1)]
     if (m1 >> np.uint64(w0 & 63)) & _ONE:
-        m = b0[c, w0] & (_ALL << np.uint64(s & 63))
+        m = b0[_u(c), _u(w0)] & (_ALL << np.uint64(s & 63))
         if m != np.uint64(0):
             return (w0 << 6) | _lsb(m)
     m = m1 & _above(w0 & 63)
     if m != np.uint64(0):
         w0 = (w1 << 6) | _lsb(m)
-        return (w0 << 6) | _lsb(b0[c, w0])
+        return (w0 << 6) | _lsb(b0[_u(c), _u(w0)])
     w2 = s >> 18
-    m = b2[c, w2] & _above(w1 & 63)
+    m = b2[_u(c), _u(w2)] & _above(w1 & 63)
     while m == np.uint64(0):
         w2 += 1
         if w2 >= b2.shape[1]:
             return -1
-        m = b2[c, w2]
+        m = b2[_u(c), _u(w2)]
     w1 = (w2 << 6) | _lsb(m)
-    w0 = (w1 << 6) | _lsb(b1[c, w1])
-    return (w0 << 6) | _lsb(b0[c, w0])
+    w0 = (w1 << 6) | _lsb(b1[_u(c), _u(w1)])
+    return (w0 << 6) | _lsb(b0[_u(c), _u(w0)])
 
 
 @njit(cache=True, inline="always")
@@ -174,28 +201,28 @@ def _bs_pred(b0, b1, b2, c, s):
     """Largest set slot <= s in class c, or -1 (reads s's word only when ``b1`` says it is not empty)."""
     w0 = s >> 6
     w1 = s >> 12
-    m1 = b1[c, w1]
+    m1 = b1[_u(c), _u(w1)]
     if (m1 >> np.uint64(w0 & 63)) & _ONE:
-        m = b0[c, w0] & _upto(s & 63)
+        m = b0[_u(c), _u(w0)] & _upto(s & 63)
         if m != np.uint64(0):
             return (w0 << 6) | _msb(m)
     if (w0 & 63) > 0:
         m = m1 & _upto((w0 & 63) - 1)
         if m != np.uint64(0):
             w0 = (w1 << 6) | _msb(m)
-            return (w0 << 6) | _msb(b0[c, w0])
+            return (w0 << 6) | _msb(b0[_u(c), _u(w0)])
     w2 = s >> 18
     m = np.uint64(0)
     if (w1 & 63) > 0:
-        m = b2[c, w2] & _upto((w1 & 63) - 1)
+        m = b2[_u(c), _u(w2)] & _upto((w1 & 63) - 1)
     while m == np.uint64(0):
         w2 -= 1
         if w2 < 0:
             return -1
-        m = b2[c, w2]
+        m = b2[_u(c), _u(w2)]
     w1 = (w2 << 6) | _msb(m)
-    w0 = (w1 << 6) | _msb(b1[c, w1])
-    return (w0 << 6) | _msb(b0[c, w0])
+    w0 = (w1 << 6) | _msb(b1[_u(c), _u(w1)])
+    return (w0 << 6) | _msb(b0[_u(c), _u(w0)])
 
 
 @njit(cache=True, inline="always")
@@ -203,7 +230,7 @@ def _fen_add(tree, i, v):
     n = tree.shape[0] - 1
     j = i + 1
     while j <= n:
-        tree[j] += v
+        tree[_u(j)] += v
         j += j & (-j)
 
 
@@ -217,12 +244,12 @@ def _fen_move(tree, i, j):
         if x < y:
             if x > n:
                 break
-            tree[x] -= 1
+            tree[_u(x)] -= 1
             x += x & (-x)
         else:
             if y > n:
                 break
-            tree[y] += 1
+            tree[_u(y)] += 1
             y += y & (-y)
 
 
@@ -232,7 +259,7 @@ def _fen_prefix(tree, i):
     s = 0
     j = i
     while j > 0:
-        s += tree[j]
+        s += tree[_u(j)]
         j -= j & (-j)
     return s
 
@@ -262,7 +289,7 @@ def _fen_select_rem(tree, k):
     rem = k
     while step > 0:  # branch-free descent (n is a power of two: q <= n on valid queries)
         q = pos + step
-        t = tree[q] if q <= n else rem
+        t = tree[_u(q)] if q <= n else rem
         lt = t < rem
         pos = q if lt else pos
         rem = rem - t if lt else rem
@@ -323,14 +350,14 @@ def _scan_down(live0, top, d):
     """The live slot ``d`` below the live slot ``top`` (d < 512), by popcounts over at most 16 words
     going down from ``top``; -1 when it is deeper than those words."""
     w = top >> 6
-    x = live0[w] & _upto(top & 63)
+    x = live0[_u(w)] & _upto(top & 63)
     for _ in range(16):
         c = _pop(x)
         if d < c:
             return (w << 6) | _word_select(x, c - d)
         d -= c
         w -= 1
-        x = live0[w]
+        x = live0[_u(w)]
     return -1
 
 
@@ -847,8 +874,8 @@ def _grid_bin(grid, lut, v):
         key = 128 + (m - 7) * 128 + ((v >> (m - 7)) & 127)
     if key >= lut.shape[0]:
         return ng - 1
-    a = np.int64(lut[key])
-    if a + 1 < ng and grid[a + 1] <= v:
+    a = np.int64(lut[_u(key)])
+    if a + 1 < ng and grid[_u(a + 1)] <= v:
         a += 1
     return a
 
@@ -867,40 +894,42 @@ def _predraw(ur, n_u, tbin, nt, prev, acc, m_off, m_size, m_aprob, m_alias, qcol
     Writes ``cls`` (int32), ``dd`` and ``flags`` (bit 0 cold, bit 1 immediate repeat); ``prev``
     and ``acc`` carry across calls, so blocks of any size give one stream.
     """
-    p = prev[0]
+    p = prev[_u(0)]
     top = nt - 1
     for i in range(tbin.shape[0]):
-        t = min(tbin[i], top)
-        u, u_sd = _split53(ur[n_u * i])
-        u_in, _ = _split53(ur[n_u * i + 1])
-        rp = rep1[p + 1]
+        t = min(tbin[_u(i)], top)
+        u, u_sd = _split53(ur[_u(n_u * i)])
+        u_in, _ = _split53(ur[_u(n_u * i + 1)])
+        rp = rep1[_u(p + 1)]
         isrep = u_in < rp  # u_in decides the repeat, so the class draw does not wait on the previous one
         u_in = (u_in - rp) / (1.0 - rp)  # exact when rp = 0
-        x = u * m_size[t]
-        j = min(np.int64(x), m_size[t] - 1)
-        k = m_off[t] + j
-        ap = m_aprob[k]
-        al = m_alias[k]
-        c = j + np.int64(x - j >= ap) * (al - j)  # arithmetic, not a branch (unpredictable)
+        x = u * m_size[_u(t)]
+        j = min(np.int64(x), m_size[_u(t)] - 1)
+        k = m_off[_u(t)] + j
+        ap = m_aprob[_u(k)]
+        al = m_alias[_u(k)]
+        c = j + _opaque(np.int64(x - j >= ap)) * (al - j)  # arithmetic, not a branch (unpredictable)
+
         c = p if isrep else c
-        q = 0.0 if isrep else qcold[t, c]
-        a = acc[c] + q  # a repeat leaves acc unchanged (acc < 1)
+        q = 0.0 if isrep else qcold[_u(t), _u(c)]
+        a = acc[_u(c)] + q  # a repeat leaves acc unchanged (acc < 1)
         cold = a >= 1.0
-        acc[c] = a - 1.0 if cold else a
-        x = u_sd * size[c]
-        j = min(np.int64(x), size[c] - 1)
-        k = off[c] + j
-        ap = aprob[k]
-        al = alias[k]
-        b = off[c] + j + np.int64(x - j >= ap) * (al - j)
-        lb = lo[b]
-        wb = width[b]
+        acc[_u(c)] = a - 1.0 if cold else a
+        x = u_sd * size[_u(c)]
+        j = min(np.int64(x), size[_u(c)] - 1)
+        k = off[_u(c)] + j
+        ap = aprob[_u(k)]
+        al = alias[_u(k)]
+        b = off[_u(c)] + j + _opaque(np.int64(x - j >= ap)) * (al - j)
+
+        lb = lo[_u(b)]
+        wb = width[_u(b)]
         d = min(lb + np.int64(u_in * wb), lb + wb - 1)
-        cls[i] = c
-        dd[i] = 0 if isrep else d
-        flags[i] = np.int8(cold) | (np.int8(isrep) << 1)
+        cls[_u(i)] = c
+        dd[_u(i)] = 0 if isrep else d
+        flags[_u(i)] = np.int8(cold) | (np.int8(isrep) << 1)
         p = c
-    prev[0] = p
+    prev[_u(0)] = p
 
 
 @njit(cache=True, nogil=True)
@@ -926,11 +955,11 @@ def _l9_select(tree9, live0, k):
     off = np.int64(0)
     below = np.int64(0)
     for t in range(7):
-        acc += _pop(live0[w + t])
+        acc += _pop(live0[_u(w + t)])
         lt = np.int64(acc < rem)
         off += lt
         below = acc if lt else below
-    return ((w + off) << 6) | _word_select(live0[w + off], rem - below)
+    return ((w + off) << 6) | _word_select(live0[_u(w + off)], rem - below)
 
 
 @njit(cache=True, inline="always")
@@ -949,10 +978,10 @@ def _l9_prefix(tree9, live0, s):
     w = s >> 6
     c = _fen_prefix(tree9, w >> 3)
     for v in range((w >> 3) << 3, w):
-        c += _pop(live0[v])
+        c += _pop(live0[_u(v)])
     r = s & 63
     if r > 0:
-        c += _pop(live0[w] & ((_ONE << np.uint64(r)) - _ONE))
+        c += _pop(live0[_u(w)] & ((_ONE << np.uint64(r)) - _ONE))
     return c
 
 
@@ -962,12 +991,12 @@ def _pop_between(live0, a, b):
     wa = a >> 6
     wb = b >> 6
     if wa == wb:
-        return _pop(live0[wa] & (((_ONE << np.uint64(b & 63)) - _ONE) & (_ALL << np.uint64(a & 63))))
-    c = _pop(live0[wa] & (_ALL << np.uint64(a & 63)))
+        return _pop(live0[_u(wa)] & (((_ONE << np.uint64(b & 63)) - _ONE) & (_ALL << np.uint64(a & 63))))
+    c = _pop(live0[_u(wa)] & (_ALL << np.uint64(a & 63)))
     for w in range(wa + 1, wb):
-        c += _pop(live0[w])
+        c += _pop(live0[_u(w)])
     if (b & 63) > 0:
-        c += _pop(live0[wb] & ((_ONE << np.uint64(b & 63)) - _ONE))
+        c += _pop(live0[_u(wb)] & ((_ONE << np.uint64(b & 63)) - _ONE))
     return c
 
 
@@ -996,21 +1025,21 @@ def _residual_pick(ptab, qcnt, bb, inv, u, rbuf, c):
     rs3 = 0.0
     n4 = n_cls & ~3
     for j in range(0, n4, 4):
-        r0 = max(ptab[bb, j] - qcnt[bb, j] * inv, 0.0)
-        r1 = max(ptab[bb, j + 1] - qcnt[bb, j + 1] * inv, 0.0)
-        r2 = max(ptab[bb, j + 2] - qcnt[bb, j + 2] * inv, 0.0)
-        r3 = max(ptab[bb, j + 3] - qcnt[bb, j + 3] * inv, 0.0)
-        rbuf[j] = r0
-        rbuf[j + 1] = r1
-        rbuf[j + 2] = r2
-        rbuf[j + 3] = r3
+        r0 = max(ptab[_u(bb), _u(j)] - qcnt[_u(bb), _u(j)] * inv, 0.0)
+        r1 = max(ptab[_u(bb), _u(j + 1)] - qcnt[_u(bb), _u(j + 1)] * inv, 0.0)
+        r2 = max(ptab[_u(bb), _u(j + 2)] - qcnt[_u(bb), _u(j + 2)] * inv, 0.0)
+        r3 = max(ptab[_u(bb), _u(j + 3)] - qcnt[_u(bb), _u(j + 3)] * inv, 0.0)
+        rbuf[_u(j)] = r0
+        rbuf[_u(j + 1)] = r1
+        rbuf[_u(j + 2)] = r2
+        rbuf[_u(j + 3)] = r3
         rs0 += r0
         rs1 += r1
         rs2 += r2
         rs3 += r3
     for j in range(n4, n_cls):
-        r0 = max(ptab[bb, j] - qcnt[bb, j] * inv, 0.0)
-        rbuf[j] = r0
+        r0 = max(ptab[_u(bb), _u(j)] - qcnt[_u(bb), _u(j)] * inv, 0.0)
+        rbuf[_u(j)] = r0
         rs0 += r0
     rs = (rs0 + rs1) + (rs2 + rs3)
     if rs <= 0:
@@ -1019,14 +1048,14 @@ def _residual_pick(ptab, qcnt, bb, inv, u, rbuf, c):
     sacc = 0.0
     j = 0
     while j + 4 <= n_cls:  # skip whole groups while the running sum stays <= tt
-        g = (rbuf[j] + rbuf[j + 1]) + (rbuf[j + 2] + rbuf[j + 3])
+        g = (rbuf[_u(j)] + rbuf[_u(j + 1)]) + (rbuf[_u(j + 2)] + rbuf[_u(j + 3)])
         if sacc + g > tt:
             break
         sacc += g
         j += 4
     last = c
     while j < n_cls:
-        r = rbuf[j]
+        r = rbuf[_u(j)]
         if r > 0:
             sacc += r
             last = j
@@ -1035,7 +1064,7 @@ def _residual_pick(ptab, qcnt, bb, inv, u, rbuf, c):
         j += 1
     if last == c:  # rounding left the sum short of tt: the last class with a positive residual
         for j in range(n_cls - 1, -1, -1):
-            if rbuf[j] > 0:
+            if rbuf[_u(j)] > 0:
                 return j
     return last
 
@@ -1046,13 +1075,44 @@ def _alias_row(p_aprob, p_alias, bb, n_cls, ua):
     x = ua * n_cls
     j = min(np.int64(x), n_cls - 1)
     r0 = bb * n_cls + j
-    ap = p_aprob[r0]
-    al = p_alias[r0]
-    return j + np.int64(x - j >= ap) * (al - j)
+    ap = p_aprob[_u(r0)]
+    al = p_alias[_u(r0)]
+    return j + _opaque(np.int64(x - j >= ap)) * (al - j)
+
+
+@njit(cache=True)
+def _alias_cells(p_aprob, p_alias, ptab, fill):
+    """The alias rows of ``P(. | bin)`` and the ``P`` of both outcomes of each cell, in one array
+    ``(cells, 4)``: ``[aprob, alias, P(j), P(alias)]`` (one cache line per proposal, not three)."""
+    n_cls = ptab.shape[1]
+    n = p_aprob.shape[0] if fill else 0
+    apt = np.empty((max(n, 1), 4))
+    for r in range(n):
+        bb = r // n_cls
+        al = p_alias[r]
+        apt[r, 0] = p_aprob[r]
+        apt[r, 1] = np.float64(al)
+        apt[r, 2] = ptab[bb, r - bb * n_cls]
+        apt[r, 3] = ptab[bb, al]
+    return apt
 
 
 @njit(cache=True, inline="always")
-def _propose(ptab, p_aprob, p_alias, qcnt, bb, inv, ua, ub):
+def _alias_cell(apt, bb, n_cls, ua):
+    """:func:`_alias_row` on :func:`_alias_cells`, with the class's ``P``: ``(j, P(j | bin bb))``."""
+    x = ua * n_cls
+    j = min(np.int64(x), n_cls - 1)
+    r0 = _u(bb * n_cls + j)
+    t = _opaque(np.int64(x - j >= apt[r0, _u(0)]))
+    al = np.int64(apt[r0, _u(1)])
+    pa = apt[r0, _u(2)]
+    pb = apt[r0, _u(3)]
+    return j + t * (al - j), pb if t else pa
+
+
+@njit(cache=True, inline="always")
+def _propose(
+ptab, p_aprob, p_alias, qcnt, bb, inv, ua, ub):
     """One rejection round for the residual ``max(0, P - Q)`` of row ``bb``: ``j ~ P`` (alias row
     ``bb``, uniform ``ua``), accepted when ``ub < max(0, P_j - Q_j) / P_j``; -1 when rejected."""
     jj = _alias_row(p_aprob, p_alias, bb, ptab.shape[1], ua)
@@ -1074,6 +1134,34 @@ def _residual_draw(ptab, p_aprob, p_alias, qcnt, bb, inv, u, ua, ub, ua2, ub2, r
     if j >= 0:
         return j
     return _residual_pick(ptab, qcnt, bb, inv, u, rbuf, c)
+
+
+@intrinsic
+def _borrow(typingctx, arr):
+    """``arr`` without its memory-manager reference (a null meminfo), so that numba's reference
+    counting of it, atomic increments and decrements around every inlined helper that takes it,
+    compiles away. Only for arrays that outlive the kernel call (its arguments)."""
+    if not isinstance(arr, types.Array):
+        return None
+
+    def codegen(context, builder, sig, args):
+        ary = context.make_array(sig.args[0])(context, builder, value=args[0])
+        ary.meminfo = cgutils.get_null_value(ary.meminfo.type)
+        ary.parent = cgutils.get_null_value(ary.parent.type)
+        return ary._getvalue()
+
+    return arr(arr), codegen
+
+
+@njit(cache=True, inline="always")
+def _next_live(live0, x):
+    """The smallest live slot above ``x`` (one must exist)."""
+    w = x >> 6
+    m = live0[_u(w)] & _above(x & 63)
+    while m == np.uint64(0):
+        w += 1
+        m = live0[_u(w)]
+    return (w << 6) | _lsb(m)
 
 
 @njit(cache=True, nogil=True)
@@ -1127,24 +1215,53 @@ def _stack_run(
     synthetic ids (the keyed permutation of the ordinals, applied once per created id and kept in
     ``slots[:, 0]``). Returns the index reached, as :func:`_class_stack_run` (compact and call
     again when it is short of ``len(cls)``).
+
+    Pipelined select: at the top of access ``i`` the slot for access ``i + 1`` is selected on the
+    current state (rank ``max(live - d, 1)``), its slot row, class byte and bitset word prefetched;
+    access ``i + 1`` then needs at most one step to the next live slot (access ``i`` removed at most
+    one slot below and added one on top), so the descent overlaps the previous access's work.
     """
+    # borrowed views (no reference counting in the loop; see _borrow)
+    ur, cls, dd, flags = _borrow(ur), _borrow(cls), _borrow(dd), _borrow(flags)
+    out, out_cls = _borrow(out), _borrow(out_cls)
+    state, tree, live0, slots, scls = _borrow(state), _borrow(tree), _borrow(live0), _borrow(slots), _borrow(scls)
+    b0, b1, b2, cls_made, cls_cap = _borrow(b0), _borrow(b1), _borrow(b2), _borrow(cls_made), _borrow(cls_cap)
+    bud_lo, bud_hi, bud_a, grid, glut = _borrow(bud_lo), _borrow(bud_hi), _borrow(bud_a), _borrow(grid), _borrow(glut)
+    ptab, p_aprob, p_alias, qcnt = _borrow(ptab), _borrow(p_aprob), _borrow(p_alias), _borrow(qcnt)
+    rbuf, keys = _borrow(rbuf), _borrow(keys)
     n = cls.shape[0]
     n_cls = ptab.shape[1]
     n_slots = slots.shape[0]
     card = max_ids
-    counter = state[0]
-    live = state[1]
-    created = state[2]
+    apt = _alias_cells(p_aprob, p_alias, ptab, n_u >= 5)
+
+    counter = state[_u(0)]
+    live = state[_u(1)]
+    created = state[_u(2)]
     i = start
+    px = np.int64(-1)
+    pk = np.int64(0)
+    pch = np.int64(-1)
     while i < n:
         if counter >= n_slots:
             break
-        c = np.int64(cls[i])
-        d = dd[i]
-        fl = flags[i]
-        _, u_pk = _split53(ur[n_u * i + 1])
+        qx = np.int64(-1)
+        qk = np.int64(0)
+        if i + 1 < n and live > 0:  # the select of access i + 1 on this state (fixed up then): overlaps access i
+            qk = live - dd[_u(i + 1)]
+            if qk < 1:
+                qk = 1
+            qx = _l9_select_top(tree, live0, counter - 1, live - qk, qk)
+            _prefetch(scls, qx)
+            _prefetch(slots, 3 * qx)
+            if dd[_u(i + 1)] >= couple_below:  # the drawn class is the one searched (coupled: usually not)
+                _prefetch(b0, np.int64(cls[_u(i + 1)]) * b0.shape[1] + (qx >> 6))
+        c = np.int64(cls[_u(i)])
+        d = dd[_u(i)]
+        fl = flags[_u(i)]
+        _, u_pk = _split53(ur[_u(n_u * i + 1)])
         chosen = -1
-        new = (fl & 1) != 0 and created < max_ids and cls_made[c] < cls_cap[c]
+        new = (fl & 1) != 0 and created < max_ids and cls_made[_u(c)] < cls_cap[_u(c)]
         if not new:
             if live == 0:
                 new = True
@@ -1165,34 +1282,40 @@ def _stack_run(
                 if coupled:  # what does not depend on the slot at the depth, before the select (overlaps it)
                     bb = _grid_bin(grid, glut, d)
                     if n_u >= 5:  # the two rejection proposals of _residual_draw, their P and (old) Q counts
-                        ua, ub = _split53(ur[n_u * i + 3])
-                        ua2, ub2 = _split53(ur[n_u * i + 4])
-                        j1 = _alias_row(p_aprob, p_alias, bb, n_cls, ua)
-                        j2 = _alias_row(p_aprob, p_alias, bb, n_cls, ua2)
-                        pj1 = ptab[bb, j1]
-                        pj2 = ptab[bb, j2]
-                        q1 = qcnt[bb, j1]
-                        q2 = qcnt[bb, j2]
-                s = _l9_select_top(tree, live0, counter - 1, live - k, k)
+                        ua, ub = _split53(ur[_u(n_u * i + 3)])
+                        ua2, ub2 = _split53(ur[_u(n_u * i + 4)])
+                        j1, pj1 = _alias_cell(apt, bb, n_cls, ua)
+                        j2, pj2 = _alias_cell(apt, bb, n_cls, ua2)
+                        q1 = qcnt[_u(bb), _u(j1)]
+                        q2 = qcnt[_u(bb), _u(j2)]
+                s = np.int64(-1)
+                if px >= 0:  # the previous access's select for this one, on the state before it
+                    r = pk - np.int64(pch >= 0 and pch <= px)
+                    if k == r:
+                        s = px
+                    elif k == r + 1:
+                        s = _next_live(live0, px)
+                if s < 0:
+                    s = _l9_select_top(tree, live0, counter - 1, live - k, k)
                 _prefetch(slots, 3 * s)
                 take = False
                 if coupled:
-                    col = np.int64(scls[s])
+                    col = np.int64(scls[_u(s)])
                     cs = col
-                    if qcnt[bb, n_cls + 1] >= _QWIN:
+                    if qcnt[_u(bb), _u(n_cls + 1)] >= _QWIN:
                         for j in range(n_cls + 2):
-                            qcnt[bb, j] *= 0.5
+                            qcnt[_u(bb), _u(j)] *= 0.5
                         q1 *= 0.5
                         q2 *= 0.5
-                    qcnt[bb, col] += 1.0
-                    qcnt[bb, n_cls + 1] += 1.0
+                    qcnt[_u(bb), _u(col)] += 1.0
+                    qcnt[_u(bb), _u(n_cls + 1)] += 1.0
                     q1 = q1 + 1.0 if j1 == col else q1  # the same values _residual_draw would read
                     q2 = q2 + 1.0 if j2 == col else q2
-                    inv = 1.0 / qcnt[bb, n_cls + 1]
-                    uc = ur[n_u * i + 2]
+                    inv = 1.0 / qcnt[_u(bb), _u(n_cls + 1)]
+                    uc = ur[_u(n_u * i + 2)]
                     if col < n_cls:
-                        q = qcnt[bb, cs] * inv
-                        pp = ptab[bb, cs]
+                        q = qcnt[_u(bb), _u(cs)] * inv
+                        pp = ptab[_u(bb), _u(cs)]
                         if uc * q < pp:
                             take = True
                         else:
@@ -1203,13 +1326,13 @@ def _stack_run(
                             a2 = ub2 * pj2 < pj2 - q2 * inv
                             c = j1 if a1 else (j2 if a2 else -1)
                             if c < 0:
-                                c = _residual_pick(ptab, qcnt, bb, inv, uc, rbuf, np.int64(cls[i]))
+                                c = _residual_pick(ptab, qcnt, bb, inv, uc, rbuf, np.int64(cls[_u(i)]))
                         else:
                             c = _residual_pick(ptab, qcnt, bb, inv, uc, rbuf, c)
                 if take:
                     chosen = s
-                elif (b1[c, s >> 12] >> np.uint64((s >> 6) & 63)) & _ONE and (
-                    b0[c, s >> 6] >> np.uint64(s & 63)
+                elif (b1[_u(c), _u(s >> 12)] >> np.uint64((s >> 6) & 63)) & _ONE and (
+                    b0[_u(c), _u(s >> 6)] >> np.uint64(s & 63)
                 ) & _ONE:  # s is a selectable id of class c (its word is read only when b1 says non-empty)
                     chosen = s
                 else:
@@ -1241,33 +1364,37 @@ def _stack_run(
         if new:
             o = _feistel(created, card, half_bits, keys)
             created += 1
-            cls_made[c] += 1
+            cls_made[_u(c)] += 1
             live += 1
             cc = c
-            rem = _budget(u_pk, bud_lo[c], bud_hi[c], bud_a[c], slack) - 1
-            live0[counter >> 6] |= _bit(counter & 63)
+            rem = _budget(u_pk, bud_lo[_u(c)], bud_hi[_u(c)], bud_a[_u(c)], slack) - 1
+            live0[_u(counter >> 6)] |= _bit(counter & 63)
             _fen_add(tree, counter >> 9, 1)
         else:
-            o = slots[chosen, 0]
-            cc = slots[chosen, 1]
-            rem = slots[chosen, 2] - 1
-            live0[chosen >> 6] &= ~_bit(chosen & 63)
+            o = slots[_u(chosen), _u(0)]
+            cc = slots[_u(chosen), _u(1)]
+            rem = slots[_u(chosen), _u(2)] - 1
+            live0[_u(chosen >> 6)] &= ~_bit(chosen & 63)
             _fen_move(tree, chosen >> 9, counter >> 9)
             if rem >= 0:
                 _bs_clear(b0, b1, b2, cc, chosen)
-            slots[chosen, 0] = -1
-            live0[counter >> 6] |= _bit(counter & 63)
+            slots[_u(chosen), _u(0)] = -1
+            live0[_u(counter >> 6)] |= _bit(counter & 63)
         if rem > 0:
             _bs_set(b0, b1, b2, cc, counter)
-        slots[counter, 0] = o
-        slots[counter, 1] = cc
-        slots[counter, 2] = rem
-        scls[counter] = cc if rem > 0 else n_cls
+        slots[_u(counter), _u(0)] = o
+        slots[_u(counter), _u(1)] = cc
+        slots[_u(counter), _u(2)] = rem
+        scls[_u(counter)] = cc if rem > 0 else n_cls
         counter += 1
-        out[i] = o
-        out_cls[i] = cc
+        out[_u(i)] = o
+        out_cls[_u(i)] = cc
+        px = qx
+        pk = qk
+        pch = -1 if new else chosen
         i += 1
-    state[0] = counter
-    state[1] = live
-    state[2] = created
+
+    state[_u(0)] = counter
+    state[_u(1)] = live
+    state[_u(2)] = created
     return i

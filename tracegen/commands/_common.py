@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 
 from tracegen.errors import TracegenError
@@ -29,6 +30,17 @@ def check_not_input(output: str | None, *inputs: str | None) -> None:
     for src in inputs:
         if src and os.path.exists(src) and os.path.samefile(output, src):
             raise TracegenError("is also an input: write the output somewhere else", output)
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (math.isfinite(v) and v > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return v
 
 
 def seed_int(text: str) -> int:

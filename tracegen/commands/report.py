@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 
-from tracegen.commands._common import add_command, add_quiet, check_device, input_file, seed_int
+from tracegen.commands._common import add_command, add_quiet, check_device, input_file, positive_float, seed_int
 from tracegen.errors import TracegenError
 
 ORDER = 70
@@ -29,16 +28,6 @@ def _positive(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
     if v <= 0:
         raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return v
-
-
-def _positive_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not (math.isfinite(v) and v > 0):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
     return v
 
 
@@ -83,7 +72,7 @@ def register(sub) -> None:
                    help="sample streams longer than N accesses (default 4,000,000)")
     p.add_argument("--budget", type=_bytes, metavar="BYTES",
                    help="memory budget for placement, e.g. 80G (default: 10%% of the touched rows)")
-    p.add_argument("--throughput", type=_positive_float, default=1e6, metavar="S",
+    p.add_argument("--throughput", type=positive_float, default=1e6, metavar="S",
                    help="samples/s for the bandwidth-needed figure (1e6)")
     p.add_argument("--no-measure", action="store_true", help="skip the torch bandwidth measurement")
     p.add_argument("--device", metavar="DEV", help="torch device for the measurement (default: cuda if any)")

@@ -4,22 +4,10 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import math
 
-from tracegen.commands._common import add_command, check_device, seed_int
+from tracegen.commands._common import add_command, check_device, positive_float, seed_int
 
 ORDER = 60
-
-
-def _positive_float(text: str) -> float:
-    """argparse type: a finite number > 0."""
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not (math.isfinite(v) and v > 0):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
-    return v
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -36,7 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     a.add_argument("--arch-interaction-itself", action="store_true", help="include self dot products")
     t = p.add_argument_group("training")
     t.add_argument("--mini-batch-size", type=int, default=128, metavar="B")
-    t.add_argument("--learning-rate", type=_positive_float, default=0.01, metavar="LR")
+    t.add_argument("--learning-rate", type=positive_float, default=0.01, metavar="LR")
     n = t.add_mutually_exclusive_group()
     n.add_argument("--num-batches", type=int, metavar="N", help="train N batches (default: one epoch)")
     n.add_argument("--epochs", type=int, metavar="E", help="passes over the training split")

@@ -323,7 +323,7 @@ def fit_class_stack(
     """Fit the ``class-stack`` id node of one table from its access stream (bag order) and bag lengths.
 
     With ``return_stats`` also returns the table's aggregate profile (stack-distance histogram, cold
-    count, per-id counts, LFU miss ratios at ``LFU_FRACTIONS`` of the distinct ids) and, when some
+    count, per-id counts, LFU and FIFO miss ratios at ``LFU_FRACTIONS`` of the distinct ids) and, when some
     class can be split (``split_parts`` > 1, see :func:`_age_split`), ``"split_node"``: the same
     model with each popularity class split by its ids' age profile. These are used in-process by
     :func:`choose_mode` and never saved. A table longer than ``twin_max`` accesses is profiled on
@@ -471,8 +471,8 @@ def _class_stack_node(
     }
 
 
-LFU_FRACTIONS = (0.01, 0.1, 0.3)  # LFU caches the mode choice compares: these shares of the distinct ids
-# tables shorter than this are scored without LFU (the threshold below which choose_mode already
+LFU_FRACTIONS = (0.01, 0.1, 0.3)  # LFU/FIFO caches the mode choice compares: these shares of the distinct ids
+# tables shorter than this are scored without LFU/FIFO (the threshold below which choose_mode already
 # takes the worst of three twins): 1% of a few hundred ids is a cache of one or two rows, whose
 # miss ratio is seed noise (the Criteo sample tables: 1,000 rows, 2-300 distinct ids)
 LFU_MIN_ACCESSES = 50_000
@@ -511,8 +511,8 @@ def _twin_score(
     """Error of a sampled twin against the real profile: worst error/target ratio (+ 0.1 x their sum).
 
     Errors: LRU miss-ratio curve (mean and max over 40 log-spaced sizes), top-1% and top-10% share
-    and, when ``stats`` holds the real ``"lfu"`` miss ratios, the largest in-cache LFU miss-ratio
-    error at ``LFU_FRACTIONS`` of the distinct ids (LFU is the policy the LRU curve says least
+    and, when ``stats`` holds the real ``"policy"`` miss ratios, the largest in-cache LFU and FIFO
+    miss-ratio errors at ``LFU_FRACTIONS`` of the distinct ids (LFU is the policy the LRU curve says least
     about: it rewards ids whose popularity lasts). All are aggregates of the whole table, or of its
     first ``len(lengths)`` of ``n_samples`` samples when the twin is a window of a long table.
     """
@@ -521,7 +521,7 @@ def _twin_score(
     tb = _time_bins(lengths, int(node["n_time_bins"]), n_samples=n_samples)
     u = stats["id_counts"].shape[0]
 
-    def lfu_twin(j):  # the extra twins that only the LFU term reads (threads: see choose_mode)
+    def lfu_twin(j):  # the extra twins that only the LFU/FIFO terms read (threads: see choose_mode)
         smp2 = ClassStackSampler(node, cardinality, np.random.SeedSequence([seed, 99 - j]))
         k2, u2 = dense_keys(smp2.next(int(lengths.sum()), tb))
         return _policy_miss_ratios(k2, u2, u)
@@ -551,7 +551,7 @@ def _combine(r: list) -> float:
 
 def _twin_ratios(out: np.ndarray, stats: dict) -> tuple[list, np.ndarray | None]:
     """A twin's errors against the real profile, each over its target: LRU miss-ratio curve mean and
-    max (40 log-spaced sizes), top-1% and top-10% share; and the twin's LFU miss ratios at
+    max (40 log-spaced sizes), top-1% and top-10% share; and the twin's LFU and FIFO miss ratios at
     ``LFU_FRACTIONS`` of the distinct ids (``None`` when ``stats`` holds no real ones)."""
     from tracegen.locality import dense_keys, miss_ratio_curve, sd_histogram, stack_distances
 
@@ -565,13 +565,13 @@ def _twin_ratios(out: np.ndarray, stats: dict) -> tuple[list, np.ndarray | None]
     e = np.abs(ma - mb)
     t1 = abs(_top_share(stats["id_counts"], 0.01) - _top_share(sc, 0.01))
     t10 = abs(_top_share(stats["id_counts"], 0.1) - _top_share(sc, 0.1))
-    # errors relative to the targets (MRC mean 0.005, max 0.02, top-1% 0.02; top-10% 0.04; LFU 0.03)
+    # errors relative to the targets (MRC mean 0.005, max 0.02, top-1% 0.02; top-10% 0.04; LFU, FIFO 0.03)
     r = [e.mean() / 0.005, e.max() / 0.02, t1 / 0.02, t10 / 0.04]
     lfu = _policy_miss_ratios(keys, u_out, u) if stats.get("policy") is not None else None
     return r, lfu
 
 
-LFU_TARGET = 0.03  # the non-LRU miss-ratio target of issue #4 (scales the LFU term of _twin_score)
+LFU_TARGET = 0.03  # the non-LRU miss-ratio target of issue #4 (scales the LFU and FIFO terms of _twin_score)
 # twins whose LFU miss ratios _twin_score averages: with one, ARC OLTP's choice flipped between
 # candidates 0.004 apart in score; with three it keeps the age-split classes (3-seed mean LFU error
 # 0.037 against 0.041-0.049 for the others)

@@ -577,8 +577,9 @@ LFU_TARGET = 0.03  # the non-LRU miss-ratio target of issue #4 (scales the LFU a
 # 0.037 against 0.041-0.049 for the others)
 LFU_TWINS = 3
 # budget_slack values tried on the winner (see DEFAULT_BUDGET_SLACK): the budget keeps within-class
-# counts but, on traces of ids read a fixed few times (a block trace's re-scans), forces reuses away
-# from their drawn depth (CloudPhysics twin: LRU MRC mean 0.0078 at 1.2 against 0.0049 at 2.0)
+# counts but, on traces of ids read a fixed few times (a block trace's re-reads), forces reuses away
+# from their drawn depth (CloudPhysics twin: LRU MRC mean 0.0078 at 1.2, 0.0048 at 1.5, where an id
+# read twice may be read a third time; 2.0 and 3.0 gave the same LRU gain and lost more popularity)
 SLACK_CHOICES = (1.5,)
 HYBRID_CHOICES = (64,)  # coupling_below values choose_mode tries besides none and all (256: same or worse)
 

@@ -702,3 +702,42 @@ def test_loop_twin_keeps_the_step_of_its_miss_ratio_curve(monkeypatch, share):
         assert err < 0.1
     else:  # one 1/16-octave bin spreads the step over ~60 rows: measured 0.53
         assert err > 0.3
+
+
+def test_grid_bins_equal_binary_search(rng):
+    from tracegen._fit_kernels import _grid_bins
+    from tracegen.tracemodel import _refine_grid, _sd_grid
+
+    heavy = np.concatenate([np.full(5_000, 4_990), rng.integers(0, 10_000, 5_000)])
+    grids = (_sd_grid(10**6, 16), _sd_grid(50, 2), np.array([0, 1, 5, 6, 7, 300, 301, 302, 100_000, 1 << 40]),
+             _refine_grid(_sd_grid(10_000, 16), heavy, 0.1))
+    for grid in grids:
+        grid = grid.astype(np.int64)
+        top = int(min(grid[-1], 1 << 41))
+        v = np.concatenate([np.arange(min(3_000, top)), grid, grid[1:] - 1, rng.integers(0, 2 * top, 20_000)])
+        assert np.array_equal(_grid_bins(v.astype(np.int64), grid), np.searchsorted(grid, v, side="right") - 1)
+
+
+def test_node_counts_equal_a_plain_loop(rng):
+    from tracegen._fit_kernels import _node_counts
+    from tracegen.tracemodel import _sd_grid
+
+    n, n_cls, nt, n_ph = 3_000, 4, 8, 4
+    acls = rng.integers(0, n_cls, n)
+    sd = rng.integers(-1, 300, n)
+    sd[rng.random(n) < 0.2] = 0
+    tb = np.sort(rng.integers(0, nt, n))
+    rep_on = np.array([True, False, True, False])
+    grid = _sd_grid(300, 4).astype(np.int64)
+    acc, cold, rep, jp = _node_counts(acls, sd, tb, n_cls, nt, rep_on, grid, n_ph)
+    want = [np.zeros((nt, n_cls), np.int64) for _ in range(3)] + [np.zeros((n_ph, n_cls, grid.shape[0] - 1), np.int64)]
+    for c, d, t in zip(acls.tolist(), sd.tolist(), tb.tolist()):
+        want[0][t, c] += 1
+        if d < 0:
+            want[1][t, c] += 1
+        elif d == 0 and rep_on[c]:
+            want[2][t, c] += 1
+        else:
+            want[3][t * n_ph // nt, c, int(np.searchsorted(grid, d, side="right")) - 1] += 1
+    for got, w in zip((acc, cold, rep, jp), want):
+        assert np.array_equal(got, w)

@@ -99,3 +99,81 @@ def _fifo_misses(keys, n_keys, cap):
                 head = 0
         cached[k] = True
     return misses
+
+
+@njit(cache=True, nogil=True)
+def _grid_lut(grid):
+    """Lookup table of a strictly increasing ``grid`` (``grid[0] >= 0``) for :func:`_grid_bin`: per cell
+    (``v`` itself below 128, else ``v``'s top 8 bits), the last edge <= the cell's lowest value."""
+    ng = grid.shape[0]
+    top = max(grid[ng - 1], np.int64(128))
+    n_oct = 0
+    while (np.int64(128) << n_oct) <= top:
+        n_oct += 1
+    lut = np.empty(128 + 128 * n_oct, np.int64)
+    a = 0
+    for key in range(lut.shape[0]):
+        if key < 128:
+            v0 = np.int64(key)
+        else:
+            m = (key - 128) // 128  # octave above 128: values [128 << m, 256 << m), 128 cells of 1 << m
+            v0 = np.int64(128 + (key & 127)) << m
+        while a + 1 < ng and grid[a + 1] <= v0:
+            a += 1
+        lut[key] = a
+    return lut
+
+
+@njit(cache=True, inline="always")
+def _grid_bin(grid, lut, v):
+    """``np.searchsorted(grid, v, side="right") - 1`` for ``v >= grid[0]``: the lookup, then a forward
+    scan (any number of edges per cell, so refined grids work)."""
+    if v < 128:
+        key = v
+    else:
+        m = 0
+        while (np.int64(256) << m) <= v:
+            m += 1
+        key = 128 + 128 * m + ((v >> m) & 127)
+    a = lut[key] if key < lut.shape[0] else lut[lut.shape[0] - 1]
+    while a + 1 < grid.shape[0] and grid[a + 1] <= v:
+        a += 1
+    return a
+
+
+@njit(cache=True, nogil=True)
+def _grid_bins(values, grid):
+    """:func:`_grid_bin` of every value (about 4x a binary search over 10M stack distances)."""
+    lut = _grid_lut(grid)
+    out = np.empty(values.shape[0], np.int64)
+    for i in range(values.shape[0]):
+        out[i] = _grid_bin(grid, lut, values[i])
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _node_counts(acls, sd, tb, n_cls, nt, rep_on, grid, n_phases):
+    """The counts of a ``class-stack`` node in one pass over the accesses (see ``_class_stack_node``).
+
+    Per (time bin, class): accesses, cold (first) accesses, and immediate repeats of classes whose
+    repeats are drawn apart (``rep_on``); per (phase, class, grid bin): the warm, non-repeat
+    accesses (phase ``tb * n_phases // nt``; summed over phases, the class's histogram).
+    """
+    nb = grid.shape[0] - 1
+    lut = _grid_lut(grid)
+    acc = np.zeros((nt, n_cls), np.int64)
+    cold = np.zeros((nt, n_cls), np.int64)
+    rep = np.zeros((nt, n_cls), np.int64)
+    jp = np.zeros((n_phases, n_cls, nb), np.int64)
+    for i in range(acls.shape[0]):
+        c = acls[i]
+        t = tb[i]
+        d = sd[i]
+        acc[t, c] += 1
+        if d < 0:
+            cold[t, c] += 1
+        elif d == 0 and rep_on[c]:
+            rep[t, c] += 1
+        else:
+            jp[(t * n_phases) // nt, c, _grid_bin(grid, lut, d)] += 1
+    return acc, cold, rep, jp

@@ -99,11 +99,13 @@ def _refine_grid(grid: np.ndarray, sd: np.ndarray, share: float, parts: int = 8,
     reuses over its width and the twin's curve fell gradually (loop probe: LRU MRC max error 0.21).
     The finer bins are still merged to >= K accesses per class (:func:`_merge_bins`).
     """
-    warm = sd[sd >= 0]
+    from tracegen._fit_kernels import _grid_bins
+
+    warm = np.ascontiguousarray(sd[sd >= 0], np.int64)
     if share <= 0 or warm.shape[0] == 0:
         return grid
     for _ in range(rounds):
-        cnt = np.bincount(np.searchsorted(grid, warm, side="right") - 1, minlength=grid.shape[0] - 1)
+        cnt = np.bincount(_grid_bins(warm, grid), minlength=grid.shape[0] - 1)
         heavy = np.flatnonzero((cnt[: grid.shape[0] - 1] > share * warm.shape[0]) & (np.diff(grid) > 1))
         if heavy.shape[0] == 0:
             break
@@ -280,9 +282,9 @@ def _time_bins(
     """Time bin of every access: its sample's index scaled to ``n_time_bins`` equal slices of the samples."""
     b = lengths.shape[0]
     total = b if n_samples is None else n_samples
-    sample_tb = ((np.arange(start, start + b, dtype=np.int64) * n_time_bins) // max(total, 1)).astype(
-        np.int64
-    )
+    sample_tb = (np.arange(start, start + b, dtype=np.int64) * n_time_bins) // max(total, 1)
+    if b and int(lengths.min()) == 1 and int(lengths.max()) == 1:  # one-hot: one access per sample
+        return sample_tb
     return np.repeat(sample_tb, lengths)
 
 
@@ -419,26 +421,21 @@ def _class_stack_node(
     With ``n_phases`` > 1 each class also gets ``sd_phases``: its stack-distance histogram in each of
     ``n_phases`` equal runs of time bins (K-merged like ``sd``; ``None`` where it has no reuse).
     """
+    from tracegen._fit_kernels import _node_counts
+
     n = keys.shape[0]
     n_cls = len(ranges)
     acls = cls_of_id[keys]
-    acc = np.bincount(tb * n_cls + acls, minlength=nt * n_cls).reshape(nt, n_cls)
-    cold_mask = sd < 0
-    cold = np.bincount(tb[cold_mask] * n_cls + acls[cold_mask], minlength=nt * n_cls).reshape(nt, n_cls)
     n_ids = np.bincount(cls_of_id, minlength=n_cls)
-    share = acc.sum(0)
-    rep = _repeat_rates(sd, acls, n_cls, min_count)
-    repeat = (sd == 0) & (rep[acls] > 0)  # drawn as immediate repeats, not from the histograms
-    acc_drawn = acc - np.bincount(tb[repeat] * n_cls + acls[repeat], minlength=nt * n_cls).reshape(nt, n_cls)
-    warm = ~cold_mask & ~repeat
-    nb = grid.shape[0] - 1
-    wb = np.searchsorted(grid, sd[warm], side="right") - 1
-    joint = np.bincount(acls[warm] * nb + wb, minlength=n_cls * nb).reshape(n_cls, nb)
+    rep = _repeat_rates(sd, acls, n_cls, min_count)  # repeats of classes with rep > 0 are drawn apart
     n_phases = int(max(1, min(n_phases, nt)))
-    if n_phases > 1:
-        ph = (tb[warm] * n_phases) // nt
-        jp = np.bincount((ph * n_cls + acls[warm]) * nb + wb, minlength=n_phases * n_cls * nb)
-        jp = jp.reshape(n_phases, n_cls, nb)
+    acc, cold, repeats, jp = _node_counts(
+        acls, np.ascontiguousarray(sd, np.int64), np.ascontiguousarray(tb, np.int64), n_cls, nt, rep > 0,
+        np.ascontiguousarray(grid, np.int64), n_phases,
+    )
+    share = acc.sum(0)
+    acc_drawn = acc - repeats
+    joint = jp.sum(0)
 
     def binned(h):
         if h.sum() == 0:

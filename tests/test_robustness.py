@@ -1522,7 +1522,7 @@ def test_negative_seed(tmp_path, capsys):
     assert_user_error(rc, err, "--seed")
 
 
-@pytest.mark.parametrize("w", ["0", "-1"])
+@pytest.mark.parametrize("w", ["0", "-1", "many"])
 def test_workers_zero(tmp_path, capsys, src, w):
     d = dist_json(tmp_path, capsys)
     rc, _, err = cli(capsys, "sample", d, "-o", tmp_path / "o.npz", "--workers", w)

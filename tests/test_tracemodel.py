@@ -741,3 +741,20 @@ def test_node_counts_equal_a_plain_loop(rng):
             want[3][t * n_ph // nt, c, int(np.searchsorted(grid, d, side="right")) - 1] += 1
     for got, w in zip((acc, cold, rep, jp), want):
         assert np.array_equal(got, w)
+
+
+def test_auto_workers_bounds():
+    from tracegen.tracemodel import AUTO_MIN_ACCESSES, FIT_BYTES_PER_ACCESS, auto_workers
+
+    def trace(n_tables, per_table):
+        ids = np.zeros(per_table, np.int64)
+        return Trace([Table.one_hot(f"T{j}", ids, 10) for j in range(n_tables)])
+
+    big = AUTO_MIN_ACCESSES // 2
+    assert auto_workers(trace(8, 100), memory=1 << 40, cpus=16) == 1  # small trace: no processes
+    assert auto_workers(trace(1, 2 * big), memory=1 << 40, cpus=16) == 1  # one table
+    assert auto_workers(trace(3, big), memory=1 << 40, cpus=16) == 3  # one per table
+    assert auto_workers(trace(8, big), memory=1 << 40, cpus=4) == 4  # the CPUs
+    mem = int(2.5 * FIT_BYTES_PER_ACCESS * big / 0.8)
+    assert auto_workers(trace(8, big), memory=mem, cpus=16) == 2  # what memory holds
+    assert auto_workers(trace(8, big), memory=1, cpus=16) == 1  # never fewer than one

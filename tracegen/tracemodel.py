@@ -1385,6 +1385,40 @@ def _fit_table(job) -> dict:
     return {"name": t.name, "cardinality": card, "bag_length": fit_bag_length(t.lengths, k), "ids": node}
 
 
+AUTO_MIN_ACCESSES = 4_000_000  # below this a fit takes seconds: worker processes (spawn + JIT cache) do not pay
+FIT_BYTES_PER_ACCESS = 200  # peak memory of fitting one table, per access (10M-access table: 1.7 GiB measured)
+
+
+def auto_workers(trace: Trace, memory: int | None = None, cpus: int | None = None) -> int:
+    """Processes for fitting ``trace``'s tables when the user does not say: 1 for a single table or a
+    trace under ``AUTO_MIN_ACCESSES``; else the CPUs this process may use, at most one per table and
+    at most what the available memory holds (``FIT_BYTES_PER_ACCESS`` x the longest table per
+    process, within 80% of ``MemAvailable``). The output does not depend on the count."""
+    if trace.n_tables < 2 or trace.n_accesses < AUTO_MIN_ACCESSES:
+        return 1
+    if cpus is None:
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if memory is None:
+        memory = _available_memory()
+    w = min(int(cpus), trace.n_tables)
+    if memory is not None:
+        longest = max(t.n_accesses for t in trace.tables)
+        w = min(w, int(0.8 * memory) // max(FIT_BYTES_PER_ACCESS * longest, 1))
+    return max(1, w)
+
+
+def _available_memory() -> int | None:
+    """``MemAvailable`` of /proc/meminfo in bytes (None where there is none)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
 def _map_tables(fn, jobs: list, workers: int, progress: bool, desc: str) -> list:
     """``[fn(j) for j in jobs]`` in order, in ``workers`` processes when > 1, with a progress bar."""
     from tracegen._util import progress as _progress

@@ -4,7 +4,7 @@ Per table: popularity classes (ids grouped by access count, each supported by >=
 global LRU stack-distance distribution of each class's reuses, the class mix and cold (first-access)
 rate over time, and the bag-length distribution; dense features as per-column quantile histograms
 and the label rate. The fit then samples twins to pick the sampling mode and calibrate it
-(--calibrate 0 skips that: about 50x faster, less faithful). dist.json holds no raw id
+(--calibrate 0 skips that: 30-40x faster, less faithful). dist.json holds no raw id
 and no order of first appearance (docs/privacy.md); with --epsilon it is (epsilon, delta)-
 differentially private with the sample as the privacy unit.
 
@@ -14,6 +14,7 @@ Examples:
   tracegen fit kaggle_processed.npz -o criteo.json --tables C3 C12 --min-count 20
   tracegen fit trace.npz -o private.json --epsilon 1 --delta 1e-6
   tracegen fit day0.npz -o day0.json --workers 8        # tables fitted in 8 processes
+                                                        # (default: auto, by CPUs, tables and memory)
 """
 
 from __future__ import annotations
@@ -61,10 +62,11 @@ def register(sub) -> None:
     )
     p.add_argument(
         "--workers",
-        type=int,
-        default=1,
+        type=_workers,
+        default="auto",
         metavar="W",
-        help="fit tables in W processes (default 1; the output does not depend on W)",
+        help="fit tables in W processes (default auto: one for a small trace, else up to the CPUs, "
+        "the tables and what memory holds; the output does not depend on W)",
     )
     add_quiet(p)
     try:
@@ -73,6 +75,18 @@ def register(sub) -> None:
         add_read_options(p)
     except ImportError:  # formats not installed yet
         p.add_argument("--from", dest="fmt", metavar="F", help="input format (default: detected)")
+
+
+def _workers(text: str):
+    """argparse type of ``--workers``: ``auto`` or an integer (checked >= 1 in ``run``)."""
+    import argparse
+
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer or 'auto': {text!r}") from None
 
 
 def _table_key(s: str):
@@ -89,7 +103,7 @@ def run(args) -> int:
     from tracegen._util import check_output
     from tracegen.errors import TracegenError
     from tracegen.privacy import check_epsilon
-    from tracegen.tracemodel import DEFAULT_MIN_COUNT, TraceModel
+    from tracegen.tracemodel import DEFAULT_MIN_COUNT, TraceModel, auto_workers
 
     src = input_file(args.input)
     check_not_input(args.output, src)
@@ -101,7 +115,7 @@ def run(args) -> int:
         raise TracegenError(f"--epsilon must be finite, got {args.epsilon}")
     if args.max_bag is not None and args.max_bag < 1:
         raise TracegenError(f"--max-bag must be >= 1, got {args.max_bag}")
-    if args.workers < 1:
+    if args.workers != "auto" and args.workers < 1:
         raise TracegenError(f"--workers must be >= 1, got {args.workers}")
     if args.output == "-":
         raise TracegenError("fit writes a file; give -o dist.json")
@@ -123,7 +137,8 @@ def run(args) -> int:
         max_bag=args.max_bag,
         calibrate=max(0, args.calibrate),
     )
-    model.fit(trace, path=src, progress=progress, workers=args.workers)
+    workers = auto_workers(trace) if args.workers == "auto" else args.workers
+    model.fit(trace, path=src, progress=progress, workers=workers)
     model.save(args.output, force=args.force)
     if not args.quiet:
         m = model.model_

@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from tracegen._sample_kernels import _edge_lut
+
 
 @njit(cache=True, nogil=True)
 def _lfu_misses(keys, n_keys, cap, max_count):
@@ -101,33 +103,11 @@ def _fifo_misses(keys, n_keys, cap):
     return misses
 
 
-@njit(cache=True, nogil=True)
-def _grid_lut(grid):
-    """Lookup table of a strictly increasing ``grid`` (``grid[0] >= 0``) for :func:`_grid_bin`: per cell
-    (``v`` itself below 128, else ``v``'s top 8 bits), the last edge <= the cell's lowest value."""
-    ng = grid.shape[0]
-    top = max(grid[ng - 1], np.int64(128))
-    n_oct = 0
-    while (np.int64(128) << n_oct) <= top:
-        n_oct += 1
-    lut = np.empty(128 + 128 * n_oct, np.int64)
-    a = 0
-    for key in range(lut.shape[0]):
-        if key < 128:
-            v0 = np.int64(key)
-        else:
-            m = (key - 128) // 128  # octave above 128: values [128 << m, 256 << m), 128 cells of 1 << m
-            v0 = np.int64(128 + (key & 127)) << m
-        while a + 1 < ng and grid[a + 1] <= v0:
-            a += 1
-        lut[key] = a
-    return lut
-
-
 @njit(cache=True, inline="always")
 def _grid_bin(grid, lut, v):
-    """``np.searchsorted(grid, v, side="right") - 1`` for ``v >= grid[0]``: the lookup, then a forward
-    scan (any number of edges per cell, so refined grids work)."""
+    """``np.searchsorted(grid, v, side="right") - 1`` for ``v >= grid[0]``: the lookup of
+    ``_edge_lut(grid, len(grid) - 1)``, then a forward scan (any number of edges per cell, so refined
+    grids work)."""
     if v < 128:
         key = v
     else:
@@ -144,7 +124,7 @@ def _grid_bin(grid, lut, v):
 @njit(cache=True, nogil=True)
 def _grid_bins(values, grid):
     """:func:`_grid_bin` of every value (about 4x a binary search over 10M stack distances)."""
-    lut = _grid_lut(grid)
+    lut = _edge_lut(grid, grid.shape[0] - 1)
     out = np.empty(values.shape[0], np.int64)
     for i in range(values.shape[0]):
         out[i] = _grid_bin(grid, lut, values[i])
@@ -160,7 +140,7 @@ def _node_counts(acls, sd, tb, n_cls, nt, rep_on, grid, n_phases):
     accesses (phase ``tb * n_phases // nt``; summed over phases, the class's histogram).
     """
     nb = grid.shape[0] - 1
-    lut = _grid_lut(grid)
+    lut = _edge_lut(grid, grid.shape[0] - 1)
     acc = np.zeros((nt, n_cls), np.int64)
     cold = np.zeros((nt, n_cls), np.int64)
     rep = np.zeros((nt, n_cls), np.int64)

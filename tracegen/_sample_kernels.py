@@ -839,17 +839,12 @@ def _split53(d):
 
 
 @njit(cache=True)
-def _grid_lut(grid):
-    """Bin lookup of the depth grid (``grid[a] <= v < grid[a + 1]``, clamped to the last bin).
-
-    Cell of ``v``: ``v`` itself below 128, else the top 8 bits of ``v`` (128 cells per octave);
-    ``lut[cell]`` is the bin of the cell's lowest value. A grid of up to ~80 bins per octave (8 here)
-    has at most one edge inside a cell, so :func:`_grid_bin` needs one comparison after the lookup.
-    """
-    ng = grid.shape[0] - 1
-    top = max(np.int64(grid[ng]), np.int64(128))
+def _edge_lut(grid, last):
+    """Per cell of a value ``v`` (``v`` itself below 128, else the top 8 bits of ``v``: 128 cells per
+    octave), the last edge index ``<= last`` whose edge is <= the cell's lowest value."""
+    top = max(np.int64(grid[grid.shape[0] - 1]), np.int64(128))
     n_oct = _msb(np.uint64(top)) - 6
-    lut = np.empty(128 + 128 * n_oct, np.int32)
+    lut = np.empty(128 + 128 * n_oct, np.int64)
     a = 0
     for key in range(lut.shape[0]):
         if key < 128:
@@ -857,10 +852,20 @@ def _grid_lut(grid):
         else:
             m = 7 + (key - 128) // 128
             v0 = np.int64(128 + (key & 127)) << (m - 7)
-        while a + 1 < ng and grid[a + 1] <= v0:
+        while a < last and grid[a + 1] <= v0:
             a += 1
         lut[key] = a
     return lut
+
+
+@njit(cache=True)
+def _grid_lut(grid):
+    """Bin lookup of the depth grid (``grid[a] <= v < grid[a + 1]``, clamped to the last bin).
+
+    A grid of up to ~80 bins per octave (8 here) has at most one edge inside a cell of
+    :func:`_edge_lut`, so :func:`_grid_bin` needs one comparison after the lookup.
+    """
+    return _edge_lut(grid, grid.shape[0] - 2).astype(np.int32)
 
 
 @njit(cache=True, inline="always")

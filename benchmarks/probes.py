@@ -12,6 +12,8 @@ little of:
 - ``bursty``: ids born at random times and read at exponentially distributed ages (mean 2,000
   accesses): popularity that lives and dies (what an in-cache LFU handles worst);
 - ``switch``: a workload switch half way: Zipf(1.0) over one id set, then Zipf(0.7) over another;
+- ``skew``: independent references with Zipf(1.5) popularity over 1M ids: the top id takes 38% of
+  the accesses and the top five 67% (a categorical column dominated by its missing-value id);
 - ``multihot``: three multi-hot tables shaped like Meta's embedding lookups (Poisson pooling
   factors 40, 3 and 8 over 200k, 3k and 50 Zipf(1.05) rows, 5,000 samples).
 
@@ -71,6 +73,10 @@ def switch(seed: int, n: int = 200_000) -> np.ndarray:
     return np.concatenate([a, b]).astype(np.int64)
 
 
+def skew(seed: int, n: int = 300_000) -> np.ndarray:
+    return synth.zipf_ids(n, 1_000_000, 1.5, seed=seed).astype(np.int64)
+
+
 def multihot(seed: int, n_samples: int = 5_000) -> Trace:
     rng = np.random.default_rng(seed)
     tabs = []
@@ -92,5 +98,6 @@ def probes() -> dict:
         "probe-storage": one(storage),
         "probe-bursty": one(bursty),
         "probe-switch": one(switch),
+        "probe-skew": one(skew),
         "probe-multihot": multihot,
     }

@@ -717,17 +717,30 @@ def calibrate_class_stack(
         out = smp.next(n, tb)
         cls = smp.last_cls
         sd = stack_distances(out)
-        if rep_target.any():  # drawn distances may land on the top id too: scale the repeat rates
+        if rep_target.any():  # drawn distances may land on the top id too: solve for the repeat rates
             c_n = len(node["classes"])
-            got = np.bincount(cls[1:][sd[1:] == 0], minlength=c_n) / np.maximum(
-                np.bincount(cls[:-1], minlength=c_n), 1
-            )
+            followed = np.bincount(cls[:-1], minlength=c_n)
+            got = np.bincount(cls[1:][sd[1:] == 0], minlength=c_n) / np.maximum(followed, 1)
+            # realised = rep + (1 - rep) e, e: the rate at which the other accesses land on the top
+            # id (a class of one id: whenever the class is drawn again, at a rate ~ 1 - rep). With
+            # e = a (1 - rep) and x = 1 - rep: target = 1 - x + a x^2, solved for x (the smaller root;
+            # where none, the x that gives the fewest repeats)
+            x0 = np.maximum(1.0 - rep, 1e-9)
+            a = np.clip(got - rep, 0.0, None) / x0**2
+            disc = 1.0 - 4.0 * a * (1.0 - rep_target)
             with np.errstate(divide="ignore", invalid="ignore"):
-                f = np.where((got > 0) & (rep > 0), np.clip(rep_target / got, 0.25, 4.0) ** gamma, 1.0)
-            rep = np.minimum(rep * f, 0.99)
+                x = np.where(
+                    a > 1e-12,
+                    np.where(disc >= 0, (1.0 - np.sqrt(np.maximum(disc, 0.0))) / (2.0 * a), 0.5 / a),
+                    1.0 - rep_target,
+                )
+                # fewer than drawn (the top id's budget spent): the ratio update of the histograms
+                ratio = rep * np.clip(rep_target / got, 0.25, 4.0) ** gamma
+            want = np.clip(np.where(got >= rep, 1.0 - x, ratio), 0.0, 0.99)
+            rep = np.where((rep_target > 0) & (followed >= 50) & (got > 0), want, rep)
             node = {**node, "repeat": [float(v) for v in rep]}
         # the realised distances grouped by (class, phase), in one sort; repeats are drawn apart
-        keep = sd > np.where(rep > 0, 0, -1)[cls]
+        keep = sd > np.where(rep_target > 0, 0, -1)[cls]  # (a solved rate may be 0: the histogram still lacks 0)
         grp = cls[keep].astype(np.int64) * n_ph + phase[keep]
         order = np.argsort(grp, kind="stable")
         sd_g = sd[keep][order]

@@ -12,6 +12,8 @@ little of:
 - ``bursty``: ids born at random times and read at exponentially distributed ages (mean 2,000
   accesses): popularity that lives and dies (what an in-cache LFU handles worst);
 - ``switch``: a workload switch half way: Zipf(1.0) over one id set, then Zipf(0.7) over another;
+- ``rotate``: eight periods, each a fresh Zipf(1.0) over one of three id blocks in turn (a block comes
+  back with other ids hot: daily cycles over one catalogue);
 - ``skew``: independent references with Zipf(1.5) popularity over 1M ids: the top id takes 38% of
   the accesses and the top five 67% (a categorical column dominated by its missing-value id);
 - ``multihot``: three multi-hot tables shaped like Meta's embedding lookups (Poisson pooling
@@ -73,6 +75,11 @@ def switch(seed: int, n: int = 200_000) -> np.ndarray:
     return np.concatenate([a, b]).astype(np.int64)
 
 
+def rotate(seed: int, n: int = 300_000, periods: int = 8, u: int = 20_000) -> np.ndarray:
+    parts = [synth.zipf_ids(n // periods, u, 1.0, seed=seed * 10 + i) + (i % 3) * u for i in range(periods)]
+    return np.concatenate(parts).astype(np.int64)
+
+
 def skew(seed: int, n: int = 300_000) -> np.ndarray:
     return synth.zipf_ids(n, 1_000_000, 1.5, seed=seed).astype(np.int64)
 
@@ -98,6 +105,7 @@ def probes() -> dict:
         "probe-storage": one(storage),
         "probe-bursty": one(bursty),
         "probe-switch": one(switch),
+        "probe-rotate": one(rotate),
         "probe-skew": one(skew),
         "probe-multihot": multihot,
     }

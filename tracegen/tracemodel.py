@@ -691,6 +691,9 @@ def calibrate_class_stack(
     draws deeper). Each iteration samples a twin of the fitted length, histograms the realised
     distances of every class on its own bins, and multiplies the drawn probabilities by
     (target / realised) ** gamma (the ratio clipped to [1/4, 4]); only aggregate histograms are used.
+    The immediate-repeat rates are solved for: a class drawn again right after itself re-reads the
+    top id too (a class of one id always), so the realised rate exceeds the drawn one; modelling the
+    excess as ``a (1 - repeat)**2`` gives the drawn rate that meets the fitted one (docs/trace-model.md).
     Measured (benchmarks/quick_fidelity.py): LRU MRC mean error on ARC OLTP 0.0042 -> 0.0012.
     Calibrating on a window of a long table instead (its first samples) did not transfer: on ARC
     OLTP with a 300k-access window, LRU MRC mean 0.0050 against 0.0021 calibrated on the whole.

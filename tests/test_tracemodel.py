@@ -613,6 +613,35 @@ def test_choose_mode_returns_one_of_the_candidate_designs():
     )
 
 
+@pytest.mark.parametrize("uncoupled_score, want_cb", [(1.0, 0), (1.2, 64)])
+def test_a_tie_between_modes_tries_the_phases_in_both(monkeypatch, uncoupled_score, want_cb):
+    """Uncoupled and hybrid within TIE_MARGIN: the per-phase histograms are tried in both modes, and the
+    better of the two wins; otherwise only in the winner's mode."""
+    import tracegen.tracemodel as tm
+
+    keys, _ = _aging_trace(200, 30)
+    lengths = np.ones(keys.shape[0], np.int64)
+    node, stats = fit_class_stack(keys, lengths, return_stats=True)
+    assert node["n_phases"] > 1
+    built = []
+
+    def fake_score(c, *args, **kwargs):  # uncoupled ~ hybrid; phases help, most in the uncoupled mode
+        cb, phases = tm.coupling_below(c), int(c.get("n_phases", 1)) > 1
+        built.append((cb, phases, float(c.get("budget_slack", 1.2)), len(c["classes"])))
+        if phases:
+            return 0.5 if cb == 0 else 0.9
+        split = len(c["classes"]) != len(node["classes"])
+        if cb == tm.ALWAYS or c.get("budget_slack") != tm.DEFAULT_BUDGET_SLACK or split:
+            return 2.0  # the coupled mode, the looser budget and the split classes lose
+        return uncoupled_score if cb == 0 else 0.99
+
+    monkeypatch.setattr(tm, "_twin_score", fake_score)
+    got = tm.choose_mode(node, lengths, 200, stats, calibrate=1)
+    assert int(got["n_phases"]) > 1 and tm.coupling_below(got) == want_cb
+    tried = list(dict.fromkeys(cb for cb, phases, _, _ in built if phases))  # (short tables: 3 twins each)
+    assert tried == ([64, 0] if want_cb == 0 else [64])
+
+
 def test_twin_window_is_the_shortest_prefix_of_samples_reaching_the_cap():
     from tracegen.tracemodel import _twin_window
 

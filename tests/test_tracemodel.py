@@ -627,7 +627,7 @@ def test_a_tie_between_modes_tries_the_phases_in_both(monkeypatch, uncoupled_sco
 
     def fake_score(c, *args, **kwargs):  # uncoupled ~ hybrid; phases help, most in the uncoupled mode
         cb, phases = tm.coupling_below(c), int(c.get("n_phases", 1)) > 1
-        built.append((cb, phases, float(c.get("budget_slack", 1.2)), len(c["classes"])))
+        built.append((cb, phases))
         if phases:
             return 0.5 if cb == 0 else 0.9
         split = len(c["classes"]) != len(node["classes"])
@@ -638,7 +638,7 @@ def test_a_tie_between_modes_tries_the_phases_in_both(monkeypatch, uncoupled_sco
     monkeypatch.setattr(tm, "_twin_score", fake_score)
     got = tm.choose_mode(node, lengths, 200, stats, calibrate=1)
     assert int(got["n_phases"]) > 1 and tm.coupling_below(got) == want_cb
-    tried = list(dict.fromkeys(cb for cb, phases, _, _ in built if phases))  # (short tables: 3 twins each)
+    tried = list(dict.fromkeys(cb for cb, phases in built if phases))  # (short tables: 3 twins each)
     assert tried == ([64, 0] if want_cb == 0 else [64])
 
 

@@ -604,9 +604,8 @@ def choose_mode(node: dict, lengths: np.ndarray, cardinality: int, stats: dict, 
     tie: on a planted drift trace the uncoupled and hybrid modes scored 0.880 and 0.879, and phases
     in the hybrid mode scored 3.5 against 0.67 uncoupled; ARC error 0.052 -> 0.033). (Scaling the
     phase histograms by the one-histogram calibration's factors instead of calibrating them per phase
-    scored better on ARC OLTP and
-    CloudPhysics but much worse on the drifting planted trace: LRU MRC mean ratio 0.74-1.16 against
-    0.38-0.62.)
+    scored better on ARC OLTP and CloudPhysics but much worse on the drifting planted trace: LRU MRC
+    mean ratio 0.74-1.16 against 0.38-0.62.)
     """
     full_lengths, n_samples = lengths, None
     if stats.get("window") is not None:  # a long table is scored on twins of its first samples
@@ -670,7 +669,7 @@ def choose_mode(node: dict, lengths: np.ndarray, cardinality: int, stats: dict, 
         base = scores[: len(modes)]
         for j in np.argsort(base):
             if modes[j] != best["cb"] and base[j] <= min(base) * (1.0 + TIE_MARGIN):
-                add(**{**best, "cb": modes[j], "iters": None}, phases=True)
+                add(**{**best, "cb": modes[j]}, phases=True)
                 break
     return cands[int(np.argmin(scores))]
 

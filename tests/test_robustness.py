@@ -84,6 +84,24 @@ def rewrite_npz(src, dst, change) -> str:
     return str(dst)
 
 
+def edit_npz(src, dst, member, edit) -> str:
+    """Copy an npz, letting ``edit`` change one member in place: an ``.npy`` array, or ``metadata.json``'s dict."""
+    import io
+
+    def change(name, data):
+        if name != member:
+            return data
+        if name.endswith(".npy"):
+            v = np.load(io.BytesIO(data))
+            edit(v)
+            return npy_bytes(v)
+        m = json.loads(data)
+        edit(m)
+        return json.dumps(m).encode()
+
+    return rewrite_npz(src, dst, change)
+
+
 def npy_bytes(arr) -> bytes:
     import io
 
@@ -295,44 +313,20 @@ def dlrm_bool_ids(tmp):
 
 def native_negative_hidden(tmp):
     """metadata.json claims min_id 0 but the values hold a negative id."""
-    src = native_npz(tmp / "ok.npz")
-
-    def change(name, data):
-        if name == "t0_values.npy":
-            v = np.load(__import__("io").BytesIO(data))
-            v[3] = -2
-            return npy_bytes(v)
-        return data
-
-    p = rewrite_npz(src, tmp / "neg.npz", change)
+    p = edit_npz(native_npz(tmp / "ok.npz"), tmp / "neg.npz", "t0_values.npy", lambda v: v.__setitem__(3, -2))
     return [p], p, ["negative", "-2"]
 
 
 def native_beyond_card_hidden(tmp):
-    src = native_npz(tmp / "ok.npz")
-
-    def change(name, data):
-        if name == "t1_values.npy":
-            v = np.load(__import__("io").BytesIO(data))
-            v[5] = 99
-            return npy_bytes(v)
-        return data
-
-    p = rewrite_npz(src, tmp / "big.npz", change)
+    p = edit_npz(native_npz(tmp / "ok.npz"), tmp / "big.npz", "t1_values.npy", lambda v: v.__setitem__(5, 99))
     return [p], p, ["99", "cardinality"]
 
 
 def native_offsets_decrease(tmp):
-    src = native_npz(tmp / "ok.npz")
+    def swap(o):
+        o[10], o[11] = o[11], o[10]
 
-    def change(name, data):
-        if name == "t0_offsets.npy":
-            o = np.load(__import__("io").BytesIO(data))
-            o[10], o[11] = o[11], o[10]
-            return npy_bytes(o)
-        return data
-
-    p = rewrite_npz(src, tmp / "off.npz", change)
+    p = edit_npz(native_npz(tmp / "ok.npz"), tmp / "off.npz", "t0_offsets.npy", swap)
     return [p], p, ["offsets decrease"]
 
 
@@ -343,44 +337,19 @@ def native_meta_list(tmp):
 
 
 def native_meta_wrong_types(tmp):
-    src = native_npz(tmp / "ok.npz")
-
-    def change(name, data):
-        if name == "metadata.json":
-            m = json.loads(data)
-            m["tables"][0]["cardinality"] = "many"
-            return json.dumps(m).encode()
-        return data
-
-    p = rewrite_npz(src, tmp / "m.npz", change)
+    p = edit_npz(
+        native_npz(tmp / "ok.npz"), tmp / "m.npz", "metadata.json", lambda m: m["tables"][0].update(cardinality="many")
+    )
     return [p], p, ["metadata.json"]
 
 
 def native_meta_tables_not_list(tmp):
-    src = native_npz(tmp / "ok.npz")
-
-    def change(name, data):
-        if name == "metadata.json":
-            m = json.loads(data)
-            m["tables"] = 3
-            return json.dumps(m).encode()
-        return data
-
-    p = rewrite_npz(src, tmp / "m.npz", change)
+    p = edit_npz(native_npz(tmp / "ok.npz"), tmp / "m.npz", "metadata.json", lambda m: m.update(tables=3))
     return [p], p, ["metadata.json"]
 
 
 def native_meta_version_string(tmp):
-    src = native_npz(tmp / "ok.npz")
-
-    def change(name, data):
-        if name == "metadata.json":
-            m = json.loads(data)
-            m["version"] = "one"
-            return json.dumps(m).encode()
-        return data
-
-    p = rewrite_npz(src, tmp / "m.npz", change)
+    p = edit_npz(native_npz(tmp / "ok.npz"), tmp / "m.npz", "metadata.json", lambda m: m.update(version="one"))
     return [p], p, ["version"]
 
 
@@ -392,17 +361,7 @@ def native_nan_dense(tmp):
     p = tmp / "nan.npz"
     # bypass the writer's own checks: a file written by something else
     formats.write(Trace(tr.tables), p, "npz")
-    meta = None
-
-    def change(name, data):
-        nonlocal meta
-        if name == "metadata.json":
-            meta = json.loads(data)
-            meta["dense_features"] = 2
-            return json.dumps(meta).encode()
-        return data
-
-    out = rewrite_npz(p, tmp / "nand.npz", change)
+    out = edit_npz(p, tmp / "nand.npz", "metadata.json", lambda m: m.update(dense_features=2))
     with zipfile.ZipFile(out, "a") as z:
         z.writestr("dense.npy", npy_bytes(d))
     return [out], out, ["dense", "NaN"]

@@ -99,6 +99,9 @@ def _rank_main(rank: int, port: int, out_dir: str, data: str) -> None:
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
+    # results are on disk: leave without the interpreter's teardown, where gloo's threads can abort the
+    # process ("terminate called without an active exception", seen once in 4 clean-clone CI runs)
+    os._exit(0)
 
 
 def _free_port() -> int:
@@ -123,6 +126,8 @@ def test_two_ranks_equal_one_process(tmp_path):
         while not ctx.join(timeout=1):
             if time.monotonic() > deadline:
                 break
+    except mp.ProcessExitedException:  # a rank died; whether it had finished is asserted below
+        pass
     finally:  # a rank that hangs at shutdown after writing its results is killed, by its own pid
         for p in ctx.processes:
             if p.is_alive():

@@ -93,6 +93,24 @@ def test_bag_lengths_rare_values_merged():
     assert 40 not in bag["values"] and bag["values"] == [1, 2, 3]
 
 
+@pytest.mark.parametrize(
+    "lens, want",
+    [([0, 1, 2, 3], 1), ([0, 0, 0, 0, 0, 1, 1, 1], 1), ([2, 2, 7, 9, 30], 9), ([0, 0, 0], 0)],
+)
+def test_bag_lengths_none_with_k_samples_keep_the_mean(lens, want):
+    """No length seen K times: one value, the one nearest the mean, never 0 when the table has ids."""
+    from tracegen.tracemodel import fit_bag_length
+
+    assert fit_bag_length(np.asarray(lens), 10) == {"kind": "constant", "value": want}
+
+
+def test_a_small_multi_hot_trace_fits_a_model_that_samples_ids(tmp_path):
+    t = Table.from_lengths("A", np.arange(1, 7, dtype=np.int64), np.array([0, 1, 2, 3], np.int64), 7)
+    m = TraceModel().fit(Trace([t]))
+    syn = m.sample(100, seed=0)
+    assert syn.tables[0].n_accesses > 0
+
+
 @pytest.mark.usefixtures("seeded_noise")
 def test_dp_fit_records_budget_and_releases_no_stack_distances(tmp_path):
     tr = multi_hot_trace(4_000)

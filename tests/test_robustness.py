@@ -1647,6 +1647,7 @@ def test_convert_empty_table_to_single_table_format(tmp_path, capsys, ext):
         ["--max-bag", "-1", "--epsilon", "1"],
         ["--epsilon", "inf"],
         ["--delta", "nan", "--epsilon", "1"],
+        ["--calibrate", "-1"],
     ],
 )
 def test_fit_bad_numbers(tmp_path, capsys, src, args):

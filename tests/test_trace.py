@@ -46,3 +46,14 @@ def test_validate_errors(mutate, message):
 def test_empty_trace_rejected():
     with pytest.raises(TracegenError, match="empty"):
         Trace([Table.one_hot("a", np.array([], np.int64), 1)]).validate()
+
+
+def test_dense_ids_error_names_multi_hot_and_empty_tables_apart():
+    t0 = Table.one_hot("C1", np.array([0, 1, 0, 2]), 3)
+    multi = Table.from_lengths("C2", np.array([5, 6, 7, 5, 1]), np.array([2, 0, 1, 2]), 8)
+    empty = Table.from_lengths("C3", np.array([], np.int64), np.zeros(4, np.int64), 1)
+    with pytest.raises(TracegenError, match=r"^table C2 is multi-hot and table C3 has samples with no id; X_cat"):
+        Trace([t0, multi, empty]).to_dense_ids()
+    with pytest.raises(TracegenError, match=r"^table C3 has samples with no id; X_cat"):
+        Trace([t0, empty]).to_dense_ids()
+    assert Trace([t0]).to_dense_ids()[:, 0].tolist() == [0, 1, 0, 2]

@@ -647,6 +647,56 @@ def test_a_tie_between_modes_tries_the_phases_in_each(monkeypatch, uncoupled_sco
     assert tried == want_tried
 
 
+def test_small_tables_get_a_fine_class_candidate():
+    """A table of <= FINE_MAX_IDS ids also gets classes FINE_BINS_PER_OCTAVE per octave (about one id each
+    here); a larger one does not; the policy terms need >= LFU_MIN_IDS ids."""
+    import tracegen.tracemodel as tm
+    from tracegen import synth
+
+    ids = synth.zipf_ids(60_000, 40, 1.0, seed=0).astype(np.int64)
+    lengths = np.ones(ids.shape[0], np.int64)
+    node, stats = fit_class_stack(ids, lengths, return_stats=True)
+    fine = stats["fine_node"]
+    counts = np.bincount(np.unique(ids, return_inverse=True)[1])
+    assert len(fine["classes"]) > len(node["classes"])
+    assert sum(c["n_ids"] for c in fine["classes"]) == counts.shape[0] == 40
+    # each fine class spans at most one 64th of an octave of counts (or holds one id)
+    for c in fine["classes"]:
+        lo, hi = c["count_range"]
+        assert c["n_ids"] == 1 or np.log2(hi / lo) < 2.0 / tm.FINE_BINS_PER_OCTAVE
+    assert stats["policy"] is not None
+    big = synth.zipf_ids(60_000, 20_000, 0.6, seed=0).astype(np.int64)
+    assert np.unique(big).shape[0] > tm.FINE_MAX_IDS
+    assert "fine_node" not in fit_class_stack(big, lengths, return_stats=True)[1]
+    few = np.tile(np.arange(12), 6_000)  # long, but 12 ids: LFU/FIFO at 1% of them is a one-row cache
+    _, st = fit_class_stack(few, np.ones(few.shape[0], np.int64), return_stats=True)
+    assert st.get("policy") is None
+
+
+@pytest.mark.parametrize("fine_score, want_fine", [(0.3, True), (1.5, False)])
+def test_the_fine_candidate_is_tried_in_the_better_calibrated_mode(monkeypatch, fine_score, want_fine):
+    import tracegen.tracemodel as tm
+    from tracegen import synth
+
+    ids = synth.zipf_ids(20_000, 40, 1.0, seed=1).astype(np.int64)
+    lengths = np.ones(ids.shape[0], np.int64)
+    node, stats = fit_class_stack(ids, lengths, return_stats=True)
+    n_fine = len(stats["fine_node"]["classes"])
+    built = []
+
+    def fake_score(c, *args, **kwargs):  # hybrid is the better calibrated mode; fine classes score fine_score
+        cb, is_fine = tm.coupling_below(c), len(c["classes"]) == n_fine
+        built.append((cb, is_fine))
+        if is_fine:
+            return fine_score
+        return {0: 1.2, 64: 1.0}.get(cb, 0.9)  # the coupled mode wins the base modes
+
+    monkeypatch.setattr(tm, "_twin_score", fake_score)
+    got = tm.choose_mode(node, lengths, 40, stats, calibrate=1)
+    assert (len(got["classes"]) == n_fine) == want_fine
+    assert next(b for b in built if b[1]) == (64, True)  # in the hybrid mode, not the coupled one
+
+
 def test_twin_window_is_the_shortest_prefix_of_samples_reaching_the_cap():
     from tracegen.tracemodel import _twin_window
 

@@ -201,8 +201,18 @@ class Trace:
     def to_dense_ids(self) -> np.ndarray:
         """``(B, T)`` int64 ids of a one-hot trace (the DLRM ``X_cat`` layout)."""
         if not self.is_one_hot:
-            multi = [t.name for t in self.tables if not t.is_one_hot]
-            raise TracegenError(f"tables {', '.join(multi[:5])} are multi-hot; X_cat needs one id per sample per table")
+            bad = [t for t in self.tables if not t.is_one_hot]
+            multi = [t.name for t in bad if t.n_samples and int(t.lengths.max()) > 1]
+            empty = [t.name for t in bad if t.name not in multi]
+            what = []
+            if multi:
+                many = len(multi) > 1
+                what.append(f"table{'s' if many else ''} {', '.join(multi[:5])} {'are' if many else 'is'} multi-hot")
+            if empty:
+                many = len(empty) > 1
+                what.append(f"table{'s' if many else ''} {', '.join(empty[:5])} {'have' if many else 'has'} samples "
+                            "with no id")
+            raise TracegenError(f"{' and '.join(what)}; X_cat needs one id per sample per table")
         out = np.empty((self.n_samples, self.n_tables), dtype=np.int64)
         for j, t in enumerate(self.tables):
             out[:, j] = t.values

@@ -43,6 +43,17 @@ def positive_float(text: str) -> float:
     return v
 
 
+def nonneg_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return v
+
+
 def seed_int(text: str) -> int:
     """argparse type of ``--seed``: an integer in [0, 2**63) (numpy seeds are non-negative)."""
     try:

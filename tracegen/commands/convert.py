@@ -46,12 +46,26 @@ def convert_criteo(
     """Stream raw Criteo text into any writer (bounded memory); returns the number of samples."""
     from tracegen import formats
     from tracegen._util import progress as bar
+    from tracegen.formats._common import check_flat_id_space
     from tracegen.formats.criteo import N_CAT, CriteoParser, chunk_trace
     from tracegen.trace import default_names
 
-    parser = CriteoParser(src, fmt, max_ind_range=max_ind_range)
     names = default_names(N_CAT)
-    writer = formats.open_writer(dst, to, names=names, cardinalities=[0] * N_CAT, force=force, **write_opts)
+    final_counts = None
+    if write_opts.get("table") == "all":
+        # flattened ids are offset by the tables' cardinalities, which grow chunk by chunk while parsing:
+        # count them in a first pass so every chunk is flattened with the final offsets
+        counter = CriteoParser(src, fmt, max_ind_range=max_ind_range)
+        with bar(total=counter.size, desc="count", unit="B", unit_scale=True, enabled=progress) as pb:
+            last = 0
+            for _ in counter.chunks():
+                pb.update(counter.bytes_read - last)
+                last = counter.bytes_read
+        final_counts = counter.counts
+        check_flat_id_space(final_counts, dst)
+    parser = CriteoParser(src, fmt, max_ind_range=max_ind_range)
+    cards = final_counts or [0] * N_CAT
+    writer = formats.open_writer(dst, to, names=names, cardinalities=cards, force=force, **write_opts)
     ok = False
     try:
         with bar(total=parser.size, desc="convert", unit="B", unit_scale=True, enabled=progress) as pb:
@@ -60,7 +74,7 @@ def convert_criteo(
                 if hasattr(writer, "write_columns"):  # dlrm-npz: no per-table detour
                     writer.write_columns(y, x_int, ids)
                 else:
-                    writer.write(chunk_trace(y, x_int, ids, parser.counts, names))
+                    writer.write(chunk_trace(y, x_int, ids, final_counts or parser.counts, names))
                 pb.update(parser.bytes_read - last)
                 last = parser.bytes_read
         if parser.rows == 0:

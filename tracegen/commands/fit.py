@@ -19,7 +19,7 @@ Examples:
 
 from __future__ import annotations
 
-from tracegen.commands._common import add_command, add_output_args, add_quiet, check_not_input, input_file
+from tracegen.commands._common import add_command, add_output_args, add_quiet, check_not_input, input_file, nonneg_int
 
 ORDER = 20
 
@@ -48,7 +48,7 @@ def register(sub) -> None:
     p.add_argument("--delta", type=float, default=None, metavar="D", help="DP delta (default 0: pure E-DP)")
     p.add_argument(
         "--calibrate",
-        type=int,
+        type=nonneg_int,
         default=2,
         metavar="N",
         help="twin-sampling iterations after the fit (default 2; 0 = fit only, fastest)",
@@ -135,7 +135,7 @@ def run(args) -> int:
         epsilon=args.epsilon,
         delta=args.delta,
         max_bag=args.max_bag,
-        calibrate=max(0, args.calibrate),
+        calibrate=args.calibrate,
     )
     workers = auto_workers(trace) if args.workers == "auto" else args.workers
     model.fit(trace, path=src, progress=progress, workers=workers)

@@ -22,7 +22,7 @@ import numpy as np
 
 from tracegen.errors import TraceFormatError, TracegenError
 from tracegen.formats import cache, criteo, dlrm, native, plain, tbe
-from tracegen.formats._common import stem_and_dir, strip_bom
+from tracegen.formats._common import check_flat_id_space, stem_and_dir, strip_bom
 from tracegen.trace import Table, Trace
 
 __all__ = ["FORMATS", "Format", "concat", "detect", "open_writer", "read", "write"]
@@ -216,13 +216,20 @@ def _sniff_text(path, head: bytes | None = None) -> str | None:
     lines = [ln for ln in head.split(b"\n") if ln.strip()]
     if first.count(b"\t") == criteo.N_FIELDS - 1:
         return "criteo-tsv"
+    n_fields = first.count(b"\t") + 1
+    if abs(n_fields - criteo.N_FIELDS) <= 4:  # tab separated, about Criteo's width: not a plain id list
+        raise TraceFormatError(
+            f"criteo-tsv: line 1 has {n_fields} fields, expected {criteo.N_FIELDS} "
+            f"(label, {criteo.N_INT} dense, {criteo.N_CAT} categorical)",
+            path,
+        )
     low = first.lower()
     if low.startswith(b"label,") or (first.count(b",") == criteo.N_FIELDS - 1 and b"i1" in low):
         return "criteo-csv"
     if first.count(b",") == criteo.N_FIELDS - 1:
         return "criteo-csv"
-    cols = [c.strip().lower() for c in first.split(b",")]
-    if len(cols) > 1 and any(c.decode("ascii", "replace") in cache.ID_COLUMNS for c in cols):
+    cols = [c.strip().strip(b'"').strip().lower() for c in first.split(b",")]  # a quoted CSV header too
+    if any(c.decode("ascii", "replace") in cache.ID_COLUMNS for c in cols):  # a header (one column too)
         return "lcs-csv"
     if len(lines) == 3 and b"." in lines[2] and b"," in lines[0]:
         return "dlrm-dist"
@@ -411,6 +418,8 @@ def open_writer(path, fmt: str | None = None, *, names, cardinalities, force: bo
         unknown = [k for k in options if k not in params]
         if unknown:
             raise TracegenError(f"{fmt} writer takes no option {', '.join(map(repr, unknown))}", path)
+    if options.get("table") == "all":  # before any work: flattened ids must fit int64
+        check_flat_id_space(cardinalities, path)
     return make(os.fspath(path), names=list(names), cardinalities=list(cardinalities), force=force, **options)
 
 

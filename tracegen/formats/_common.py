@@ -6,6 +6,7 @@ non-negative integer below the cardinality raises :class:`TraceFormatError` nami
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Sequence
 
@@ -127,7 +128,7 @@ def one_table(trace: Trace, path, table: str | int | None = None, fmt: str = "")
             path,
         )
     if isinstance(table, str) and table == "all":
-        return flatten_tables(trace)
+        return flatten_tables(trace, path)
     if isinstance(table, str) and table.isdigit() and table not in trace.names:
         table = int(table)
     try:
@@ -140,11 +141,28 @@ def one_table(trace: Trace, path, table: str | int | None = None, fmt: str = "")
         ) from None
 
 
-def flatten_tables(trace: Trace) -> Table:
-    """All tables as one table: global ids ``offset_j + id``, bags concatenated sample by sample."""
+def check_flat_id_space(cardinalities, path=None) -> None:
+    """Refuse ``--table all`` when the flattened id space (the sum of the cardinalities) exceeds int64:
+    the global ids ``offset_j + id`` would wrap and the written file would hold wrong ids."""
+    cards = [int(c) for c in cardinalities]
+    total = sum(cards)  # Python ints: no wrap-around
+    if len(cards) > 1 and total > INT64_MAX:
+        raise TracegenError(
+            f"--table all: the {len(cards)} tables' cardinalities sum to {total}, beyond the int64 id "
+            "range (2**63-1), so flattened ids would overflow; read the input with --densify "
+            "to relabel ids 0..U-1, or pick one table with --table NAME",
+            path,
+        )
+
+
+def flatten_tables(trace: Trace, path=None) -> Table:
+    """All tables as one table: global ids ``offset_j + id``, bags concatenated sample by sample.
+
+    Raises :class:`TracegenError` (naming ``path``) when the flattened id space exceeds int64."""
     if trace.n_tables == 1:
         return trace.tables[0]
-    base = np.concatenate([[0], np.cumsum(trace.cardinalities)]).astype(np.int64)
+    check_flat_id_space(trace.cardinalities, path)
+    base = np.array([0, *itertools.accumulate(trace.cardinalities)], dtype=np.int64)
     b = trace.n_samples
     lengths = np.stack([t.lengths for t in trace.tables], axis=1)  # (B, T)
     total = int(lengths.sum())

@@ -9,8 +9,9 @@ from 1) of the next request to the same object, ``-1`` if there is none; the wri
 
 ``lcs-csv``: comma separated, a header naming the columns (e.g. ``version,time,op,size,lbn``). The id
 column is ``id_col`` (name or 0-based index) or, by default, the first of ``obj_id, obj-id, id, key,
-lbn, block, addr``. Our writer writes ``time,obj_id,obj_size`` (libCacheSim: ``-t "time-col=1,
-obj-id-col=2, obj-size-col=3, has-header=true"``).
+lbn, block, addr``. Standard CSV double quotes (``"obj_id"``, ``"5"``) are removed from the header and
+the fields (files without a ``"`` take a faster split). Our writer writes ``time,obj_id,obj_size``
+(libCacheSim: ``-t "time-col=1, obj-id-col=2, obj-size-col=3, has-header=true"``).
 
 Both hold raw 64-bit keys: reading keeps them (cardinality ``max id + 1``) unless ``densify=True``
 relabels them ``0..U-1`` by first appearance. Keep raw ids for cache analysis and to write the keys
@@ -167,19 +168,37 @@ class OracleGeneralStreamWriter(_IdStreamWriter):
         del rec
 
 
+def _quoted_rows(data: bytes) -> list[list[bytes]]:
+    """Rows of a CSV that uses standard double quotes (``"obj_id"``, ``"5"``, ``"a,b"``, ``""`` for a
+    quote), quotes removed; blank rows dropped. The slow path: files without quotes are split directly."""
+    import csv
+    import io
+
+    text = data.decode("utf-8", "surrogateescape")
+    rows = []
+    for row in csv.reader(io.StringIO(text, newline=""), skipinitialspace=True, strict=False):
+        if any(c.strip() for c in row):
+            rows.append([c.encode("utf-8", "surrogateescape") for c in row])
+    return rows
+
+
 def _split_csv(path) -> tuple[list[bytes] | None, list[list[bytes]]]:
     with open(path, "rb") as f:
-        lines = [ln for ln in strip_bom(f.read()).splitlines() if ln.strip()]
-    if not lines:
+        data = strip_bom(f.read())
+    if b'"' in data:
+        rows = _quoted_rows(data)
+    else:
+        rows = [ln.split(b",") for ln in data.splitlines() if ln.strip()]
+    if not rows:
         raise TraceFormatError("trace is empty (no lines)", path)
-    first = [c.strip() for c in lines[0].split(b",")]
+    first = [c.strip() for c in rows[0]]
     header = None
     if any(c and not c.lstrip(b"+-").replace(b".", b"").isdigit() for c in first) and any(
         c.lower().decode("ascii", "replace") in ID_COLUMNS or c[:1].isalpha() for c in first
     ):
         header = first
-        lines = lines[1:]
-    return header, [ln.split(b",") for ln in lines]
+        rows = rows[1:]
+    return header, rows
 
 
 def read_lcs_csv(path, *, id_col=None, densify: bool = False, name: str = "t0") -> Trace:

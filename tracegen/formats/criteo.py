@@ -159,10 +159,7 @@ class CriteoParser:
                 ln = line_no + eline
                 if code == _E_FIELDS:
                     msg = f"line {ln}: expected {N_FIELDS} fields (label, 13 integers, 26 hex categories)"
-                    if efield < N_FIELDS:
-                        msg += f", found {efield}"
-                    else:
-                        msg += ", found more"
+                    msg += f", found {_field_count(arr, eline, self.sep) if efield >= N_FIELDS else efield}"
                     msg += " (truncated or not Criteo text?)"
                 elif code == _E_INT:
                     what = "label" if efield == 0 else f"integer feature I{efield}"
@@ -180,6 +177,14 @@ class CriteoParser:
                 ids[:, j] = col.map(np.ascontiguousarray(x_cat[:, j]))
             self.rows += rows
             yield (y.astype(np.int32), np.clip(x_int, 0, np.iinfo(np.int32).max).astype(np.int32), ids)
+
+
+def _field_count(arr: np.ndarray, line: int, sep: int) -> int:
+    """Fields on line ``line`` (0-based) of the block."""
+    starts = np.flatnonzero(arr == 10)
+    start = 0 if line == 0 else int(starts[line - 1]) + 1
+    stop = int(starts[line]) if line < starts.size else arr.size
+    return int(np.count_nonzero(arr[start:stop] == sep)) + 1
 
 
 def _blank_from(arr: np.ndarray, line: int) -> bool:

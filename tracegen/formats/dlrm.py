@@ -367,10 +367,24 @@ def write_mlperf_bin(trace: Trace, path, *, force: bool = False, fea_count: bool
 
 
 def read_dlrm_trace(path, *, densify: bool = False, name: str = "t0") -> Trace:
-    """Read the reference's text trace: ids separated by ``", "`` (newlines tolerated)."""
+    """Read the reference's text trace: ids separated by ``", "`` (newlines tolerated; blank lines skipped).
+
+    An empty field (``1, , 3`` or a trailing comma) is an error naming its position, as in the reference
+    (its ``int("")`` fails); the reference writer never produces one."""
     with open(path, "rb") as f:
         data = strip_bom(f.read())
-    tokens = [t for t in data.replace(b"\n", b",").split(b",") if t.strip()]
+    tokens: list[bytes] = []
+    for line_no, line in enumerate(data.split(b"\n"), 1):
+        if not line.strip():
+            continue
+        toks = line.split(b",")
+        for i, t in enumerate(toks):
+            if not t.strip():
+                what = "a trailing comma" if i == len(toks) - 1 else "two commas with nothing between"
+                raise TraceFormatError(
+                    f"empty id at position {len(tokens) + i} (line {line_no}, field {i + 1}): {what}", path
+                )
+        tokens += toks
     if not tokens:
         raise TraceFormatError("trace is empty (no ids)", path)
     ids = parse_int_tokens(tokens, path)

@@ -279,3 +279,13 @@ def test_table_helper_offsets_unchanged():
     flat = flatten_tables(Trace([t0, t1]))
     assert flat.values.tolist() == [0, 4, 3, 2, 7] and flat.cardinality == 8
     assert flat.offsets.tolist() == [0, 3, 5]
+
+
+def test_tbe_writer_names_the_file_of_an_empty_trace(tmp_path):
+    from tracegen.formats.tbe import write_tbe
+
+    empty = Trace([Table.from_lengths("t0", np.array([], np.int64), np.zeros(3, np.int64), 5)])
+    out = tmp_path / "e.pt"
+    with pytest.raises(TracegenError, match="empty") as e:
+        write_tbe(empty, out)
+    assert str(out) in str(e.value) and not out.exists()

@@ -1210,6 +1210,18 @@ def test_sample_bad_dist_json(tmp_path, capsys, key):
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".tracegen")]
 
 
+def test_dist_json_with_a_byte_order_mark_samples_as_without(tmp_path, capsys):
+    plain = dist_json(tmp_path, capsys)
+    d = tmp_path / "bom.json"
+    d.write_bytes(b"\xef\xbb\xbf" + open(plain, "rb").read())
+    outs = []
+    for src, name in ((d, "a.npz"), (plain, "b.npz")):
+        rc, _, err = cli(capsys, "sample", src, "-o", tmp_path / name, "-n", "30", "--seed", "3", "-q")
+        assert rc == 0, err
+        outs.append(formats.read(tmp_path / name))
+    assert outs[0].equals(outs[1])
+
+
 def test_dist_json_is_a_directory(tmp_path, capsys):
     d = tmp_path / "dist.json"
     d.mkdir()

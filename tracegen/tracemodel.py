@@ -1663,7 +1663,7 @@ class TraceModel:
         """Read and validate a dist.json file (errors name the file and the field)."""
         p = os.fspath(path)
         try:
-            with open(p) as f:
+            with open(p, encoding="utf-8-sig") as f:  # a byte-order mark (some Windows editors add one) is fine
                 doc = json.load(f)
         except FileNotFoundError:
             raise TracegenError("no such file", p) from None

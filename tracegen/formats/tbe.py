@@ -140,7 +140,7 @@ def read_tbe(path, *, names=None, cardinalities=None) -> Trace:
 def write_tbe(trace: Trace, path, *, force: bool = False) -> None:
     import torch
 
-    trace.validate()
+    trace.validate(path)
     b = trace.n_samples
     indices = np.concatenate([np.asarray(t.values, np.int64) for t in trace.tables])
     lengths = np.stack([t.lengths for t in trace.tables]).astype(np.int64)  # (T, B)

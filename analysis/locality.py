@@ -16,8 +16,11 @@ weighted by row size (:class:`SizedStreamLocality`).
 **SHARDS sampling** (Waldspurger et al., FAST 2015, fixed rate with the SHARDS_adj correction, from
 :func:`tracegen.locality.shards_histogram`): above :data:`SHARDS_THRESHOLD` accesses a stream is sampled
 spatially at rate ``R = threshold / N`` -- an access is kept iff its id hashes below ``R`` -- and the sample's
-stack distances are scaled by ``1/R``. Every result says its ``sample_rate`` (``1.0`` = exact). Distinct rows
-and footprint curves stay exact.
+stack distances are scaled by ``1/R``. A stream with few distinct rows ``U`` is sampled at
+``max(R, 1024 / U)`` instead, i.e. exactly when ``U <= 1024`` (:func:`tracegen.locality.shards_rate`): a
+smaller sample says nothing reliable about reuse (a 3-row table sampled at 1% holds one row or none). Every
+result says its ``sample_rate`` (``1.0`` = exact). Distinct rows, the cold share and footprint curves stay
+exact.
 
 Notation: ``N`` accesses, ``D`` embedding dim, ``R`` SHARDS rate.
 """
@@ -155,11 +158,13 @@ def stream_locality(ids: np.ndarray, name: str = "stream", sample_rate: float | 
     """Stack-distance histogram of ``ids``; SHARDS at ``sample_rate`` (default: automatic above threshold).
 
     Exact histograms come from :class:`tracegen.locality.StreamingProfiler` (no per-access output), SHARDS
-    estimates from :func:`tracegen.locality.shards_histogram` (fixed rate, SHARDS_adj). ``windows`` (in
+    estimates from :func:`tracegen.locality.shards_histogram` (fixed rate, SHARDS_adj, the exact distinct count
+    pinning the cold share; the rate raised by :func:`tracegen.locality.shards_rate` for streams with few
+    distinct rows, so those with at most 1,024 are exact). ``windows`` (in
     accesses) adds the exact average working set W(T) over all sliding windows of each length ``T``
     (:func:`tracegen.locality.average_working_set`).
     """
-    from tracegen.locality import StreamingProfiler, average_working_set, dense_keys, shards_histogram
+    from tracegen.locality import StreamingProfiler, average_working_set, dense_keys, shards_histogram, shards_rate
 
     ids = np.ascontiguousarray(ids, dtype=np.int64)
     n = int(ids.shape[0])
@@ -179,7 +184,9 @@ def stream_locality(ids: np.ndarray, name: str = "stream", sample_rate: float | 
         w = [int(x) for x in windows if 0 < int(x) <= n]
         ws = dict(zip(w, (float(x) for x in average_working_set(keys, w)))) if w else {}
     if sample_rate < 1:
-        counts, cold, sample_rate = shards_histogram(keys, rate=sample_rate, seed=seed)
+        sample_rate = shards_rate(sample_rate, distinct)
+    if sample_rate < 1:
+        counts, cold, sample_rate = shards_histogram(keys, rate=sample_rate, seed=seed, distinct=distinct)
     else:
         counts, cold = StreamingProfiler().update(keys).stack_distance_histogram()
     return StreamLocality(name=name, n_accesses=n, counts=counts, cold=cold, sample_rate=float(sample_rate),
@@ -223,11 +230,13 @@ def sized_stream_locality(ids: np.ndarray, sizes: np.ndarray, name: str = "strea
                           threshold: int = SHARDS_THRESHOLD) -> SizedStreamLocality:
     """Depths of ``ids`` whose rows take ``sizes`` (one per access, the same for every access to a row).
 
-    SHARDS as in :func:`stream_locality` (hash of the row, rate ``threshold / N`` above ``threshold``); a
-    sampled depth ``d`` of a row of size ``w`` is scaled to ``w + (d - w) / R``.
+    SHARDS as in :func:`stream_locality` (hash of the row, rate ``threshold / N`` above ``threshold``, raised
+    by :func:`tracegen.locality.shards_rate` for streams with few distinct rows); a sampled depth ``d`` of a
+    row of size ``w`` is scaled to ``w + (d - w) / R``. A sample without reuse from a stream with some is
+    replaced by the exact depths.
     """
     from analysis import _kernels
-    from tracegen.locality import dense_keys
+    from tracegen.locality import dense_keys, shards_rate
 
     ids = np.ascontiguousarray(ids, dtype=np.int64)
     sizes = np.ascontiguousarray(sizes, dtype=np.int64)
@@ -241,8 +250,17 @@ def sized_stream_locality(ids: np.ndarray, sizes: np.ndarray, name: str = "strea
     w = np.zeros(max(u, 1), np.int64)
     w[keys] = sizes
     if rate < 1:
-        keys = keys[_hash24(keys) < int(round(rate * (1 << 24)))]
-    d = _kernels._weighted_depths(keys, w) if keys.size else np.zeros(0, np.int64)
+        rate = shards_rate(rate, u)
+    d = np.zeros(0, np.int64)
+    if rate < 1:
+        sample = keys[_hash24(keys) < int(round(rate * (1 << 24)))]
+        d = _kernels._weighted_depths(sample, w) if sample.size else d
+        if not sample.size or (n > u and not np.any(d >= 0)):  # no sample, or no reuse in it: go exact
+            rate = 1.0
+        else:
+            keys = sample
+    if rate >= 1:
+        d = _kernels._weighted_depths(keys, w) if keys.size else d
     warm = d >= 0
     own = w[keys[warm]].astype(np.float64)
     depths = own + (d[warm] - own) / rate

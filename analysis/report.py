@@ -9,8 +9,10 @@ writes into ``out_dir``:
 - ``report.html`` with every figure embedded as base64 (one file to mail around);
 - ``summary.json`` with every number behind the figures.
 
-Above :data:`analysis.locality.SHARDS_THRESHOLD` accesses a stream's stack distances are SHARDS-sampled; the
-report says so (rate per stream). :func:`text_summary` is the short text the CLI prints;
+Above :data:`analysis.locality.SHARDS_THRESHOLD` accesses a stream's stack distances are SHARDS-sampled, except
+streams with at most :data:`tracegen.locality.SHARDS_MIN_IDS` distinct rows, which stay exact (a small table's
+sample would hold one row or none); the report says which streams were sampled and at what rate.
+:func:`text_summary` is the short text the CLI prints;
 :func:`demo_report` is
 what ``tracegen demo`` ends with (the bundled trace against its synthetic twin).
 """
@@ -255,15 +257,20 @@ def _dim_text(dims: list[int]) -> str:
 
 
 def _sampling_note(sampling: dict, threshold: int) -> str:
+    from tracegen.locality import SHARDS_MIN_IDS
+
     used = {lab: r for lab, r in sampling.items() if r}
     if not used:
-        return f"All stack distances are exact (no stream above {threshold:,} accesses)."
+        return (f"All stack distances are exact (no stream above {threshold:,} accesses with more than "
+                f"{SHARDS_MIN_IDS:,} distinct rows).")
     parts = []
     for lab, rates in used.items():
         parts.append(f"{lab}: " + ", ".join(f"{k} at rate {v:.3g}" for k, v in rates.items()))
     return (f"SHARDS sampling (fixed rate, spatial hash of row ids) was used for streams above {threshold:,} "
-            "accesses; their miss-ratio curves and stack-distance CDFs are estimates (least accurate for "
-            "caches under a few times 1/rate rows). "
+            f"accesses, at a rate raised so that about {SHARDS_MIN_IDS:,} rows or more are sampled (streams "
+            f"with at most {SHARDS_MIN_IDS:,} distinct rows are exact); their miss-ratio curves and "
+            "stack-distance CDFs are estimates (least accurate for caches under a few times 1/rate rows); "
+            "cold shares stay exact. "
             + "; ".join(parts) + ".")
 
 

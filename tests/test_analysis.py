@@ -152,7 +152,8 @@ def test_shards_switches_above_threshold_and_estimates(rng):
     ids = rng.integers(0, 3000, 40000)  # no heavy hitters: a hashed 25% sample is representative
     exact = loc.stream_locality(ids)
     est = loc.stream_locality(ids, threshold=10000)
-    assert est.sample_rate == pytest.approx(0.25) and exact.sample_rate == 1.0
+    # 25% of ~3000 rows is under SHARDS_MIN_IDS sampled rows: the rate goes up to 1024 / distinct
+    assert est.sample_rate == pytest.approx(1024 / np.unique(ids).size) and exact.sample_rate == 1.0
     sizes = loc.cache_sizes(3000, 20)
     sizes = sizes[sizes >= 8]  # SHARDS cannot resolve caches below a few times 1 / rate rows
     err = np.abs(exact.miss_ratio(sizes) - est.miss_ratio(sizes))
@@ -277,14 +278,16 @@ def test_sized_stream_equals_byte_lru_simulation(rng):
 
 
 def test_sized_stream_with_one_size_is_the_row_mrc(rng):
-    ids = rng.integers(0, 300, 5000)
+    ids = rng.integers(0, 3000, 20000)
     rows = loc.stream_locality(ids)
     sized = loc.sized_stream_locality(ids, np.full(ids.size, 256))
     assert np.array_equal(sized.miss_ratio([0, 255, 256, 2560, 30000]), rows.miss_ratio([0, 0, 1, 10, 117]))
-    est = loc.sized_stream_locality(ids, np.full(ids.size, 256), threshold=2000)  # SHARDS at 0.4
-    assert est.sample_rate == pytest.approx(0.4)
-    sizes = np.array([16, 64, 200]) * 256
-    assert np.abs(est.miss_ratio(sizes) - rows.miss_ratio([16, 64, 200])).max() < 0.05
+    est = loc.sized_stream_locality(ids, np.full(ids.size, 256), threshold=10000)  # asks 0.5 of 3000 rows
+    assert est.sample_rate == pytest.approx(0.5)
+    sizes = np.array([16, 64, 200, 1000, 2500]) * 256
+    assert np.abs(est.miss_ratio(sizes) - rows.miss_ratio([16, 64, 200, 1000, 2500])).max() < 0.05
+    low = loc.sized_stream_locality(ids, np.full(ids.size, 256), threshold=2000)  # 0.1 of 3000 rows: raised
+    assert low.sample_rate == pytest.approx(1024 / np.unique(ids).size)
 
 
 def test_shared_sized_mixed_dims(small):

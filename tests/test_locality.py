@@ -337,8 +337,10 @@ def test_profile_values(rng):
     assert sh["mrc"]["miss_ratio"] == [naive.lru_miss_ratio(ids, c) for c in sh["mrc"]["sizes_rows"]]
     sd = naive.stack_distances(v.tolist())
     assert ta["stack_distance"]["p50"] == int(np.percentile(sd[sd >= 0], 50, method="inverted_cdf"))
-    est = L.profile(tr, sample_rate=0.5)
-    assert est["tables"]["a"]["method"] == "shards" and est["tables"]["a"]["sample_rate"] == 0.5
+    est = L.profile(tr, sample_rate=0.5)  # too few distinct ids to sample: exact, and it says so
+    ea = est["tables"]["a"]
+    assert ea["method"] == "exact" and ea["sample_rate"] == 1.0 and ea["requested_sample_rate"] == 0.5
+    assert ea["mrc"] == ta["mrc"] | {"sizes_bytes": None} and ea["lru_hit_ratio"] == ta["lru_hit_ratio"]
 
 
 # ---- libcachesim --------------------------------------------------------------------------------
@@ -416,7 +418,8 @@ def test_profile_cli(tmp_path, rng, capsys):
     assert "already exists" in capsys.readouterr().err and out.read_text() == before
     assert main(["profile", str(src), "-o", str(out), "--table", "b", "--force", "--sample-rate", "0.5"]) == 0
     p = json.loads(out.read_text())
-    assert list(p["tables"]) == ["b"] and p["shared"] is None and p["tables"]["b"]["method"] == "shards"
+    assert list(p["tables"]) == ["b"] and p["shared"] is None
+    assert p["tables"]["b"]["method"] == "exact" and p["tables"]["b"]["requested_sample_rate"] == 0.5  # 8 ids
     assert main(["profile", str(src), "--sample-rate", "2"]) == 2
     assert "--sample-rate" in capsys.readouterr().err
     assert main(["profile", str(tmp_path / "missing.npz")]) == 2

@@ -99,7 +99,24 @@ def test_stack_kernel_equals_naive(name):
     a = spec.make_sampler(node, card, 11)
     ops, vals = a._decisions(n)
     got = spec.make_sampler(node, card, 11).next(n)
-    assert np.array_equal(got, naive.spec_stack_replay(ops, vals, a.order))
+    ranks = naive.spec_stack_replay(ops, vals, np.arange(card))  # the stack works on ranks
+    assert np.array_equal(got, a.ids_of(ranks))
+
+
+@pytest.mark.parametrize("name", ["lognormal", "powerlaw", "mixture", "empirical"])
+def test_sparse_stack_state_equals_dense(name, monkeypatch):
+    """Labels handed out on first access (large tables) replay exactly like rank-indexed state."""
+    node, card = ALL[name], 300
+    dense = spec.make_sampler(node, card, 4)
+    assert dense.dense
+    want = np.concatenate([dense.next(k) for k in (1700, 3300)])
+    monkeypatch.setattr(spec, "_DENSE_STACK", 10)
+    sparse = spec.make_sampler(node, card, 4)
+    assert not sparse.dense
+    got = np.concatenate([sparse.next(k) for k in (1700, 3300)])
+    assert np.array_equal(got, want)
+    labels = int(sparse.state[3])  # one label per distinct rank touched
+    assert labels == np.unique(got).size and sparse.lab2rank.size <= max(card, 1024)
 
 
 def test_stack_model_reproduces_its_sd_law():
@@ -149,10 +166,14 @@ def test_zipf_tail_approximation(monkeypatch):
 def test_irm_ids_are_a_permutation_of_ranks():
     card = 500
     s = spec.make_sampler(ZIPF, card, 2)
-    assert np.array_equal(np.sort(s.perm), np.arange(card))
+    perm = s.ids_of(np.arange(card))
+    assert np.array_equal(np.sort(perm), np.arange(card))
     ids = s.next(100_000)
     counts = np.bincount(ids, minlength=card)
-    assert np.argmax(counts) == s.perm[0]
+    assert np.argmax(counts) == perm[0]
+    # popularity follows rank: the counts read through the bijection fall with rank
+    by_rank = counts[perm]
+    assert np.all(by_rank[:5] > by_rank[5:].max())
 
 
 def test_gaussian_and_uniform():
@@ -324,7 +345,7 @@ def test_cli_spec_bad_input(tmp_path, capsys):
     assert "already exists" in capsys.readouterr().err
     assert main(["spec", "--family", "zipf", "--a", "-1", "--cardinality", "10",
                  "-o", str(tmp_path / "x")]) == 2
-    assert "tables[0].ids.popularity.params.a: must be > 0" in capsys.readouterr().err
+    assert "argument --a: must be > 0" in capsys.readouterr().err
     bad = tmp_path / "bad.log"
     bad.write_text("1, 2\n0, 1\n")
     assert main(["spec", "--from-dlrm-dist", str(bad), "-o", str(tmp_path / "y")]) == 2

@@ -2,7 +2,10 @@
 
 An LRU stack of ids is kept as marks on a Fenwick tree over access times: an id's mark sits at the
 time of its last access, so the id at stack depth ``d`` (0 = most recent) is the ``(marked - d)``-th
-mark from the left, found by a Fenwick descent in O(log cap). When the time axis is full the live
+mark from the left, found by a Fenwick descent in O(log cap). The stack works on popularity ranks /
+creation ordinals (the caller maps them to ids by a keyed bijection); for a large table ranks get
+dense labels on first access through an open-addressing hash table (:func:`_hash_slot`), so memory
+follows the distinct rows touched, not the cardinality. When the time axis is full the live
 marks are compacted to the front (:func:`_compact`). Kernels take arrays, return arrays, never
 validate, print or hold RNG state: every random decision is drawn outside and replayed here.
 """
@@ -19,20 +22,48 @@ OP_DEPTH = 2  # access the id at the given stack depth, or a cold id when the st
 
 
 @njit(cache=True)
-def _stack_replay(ops, vals, order, state, tree, pos2id, id2pos, out, start):
-    """Replay decisions ``ops[start:]``/``vals[start:]`` into ``out``; return the index where it stopped.
+def _hash_slot(hkeys, x):
+    """Slot of key ``x`` in the open-addressing table ``hkeys`` (-1 = empty): its own or the empty one."""
+    mask = np.uint64(hkeys.shape[0] - 1)
+    z = np.uint64(x) * np.uint64(0x9E3779B97F4A7C15)
+    j = np.int64((z ^ (z >> np.uint64(29))) & mask)
+    while hkeys[j] != x and hkeys[j] != -1:
+        j = np.int64((np.uint64(j) + np.uint64(1)) & mask)
+    return j
 
-    ``state`` is int64 ``[t, marked, next_new]``: next free time slot, number of ids on the stack and
-    the next position in the creation ``order`` to try for a cold access. The kernel stops early
-    (returns ``i < len(ops)``) when the time axis (``tree`` has ``cap + 1`` slots) is full; the
-    caller compacts and calls again from ``i``.
+
+@njit(cache=True)
+def _hash_rebuild(lab2rank, n_labels, hkeys, hvals):
+    """Insert labels ``0..n_labels-1`` (key: their rank) into the empty table ``hkeys``/``hvals``."""
+    for lab in range(n_labels):
+        j = _hash_slot(hkeys, lab2rank[lab])
+        hkeys[j] = lab2rank[lab]
+        hvals[j] = lab
+
+
+@njit(cache=True)
+def _stack_replay(ops, vals, card, state, tree, pos2lab, lab2pos, lab2rank, hkeys, hvals, out, start):
+    """Replay decisions ``ops[start:]``/``vals[start:]`` into ``out`` (ranks); return where it stopped.
+
+    The stack holds *labels*. Dense mode (``hkeys`` empty): label == rank, ``lab2pos`` has ``card``
+    entries. Sparse mode: a rank gets the next label on its first access (``lab2rank``, and the
+    rank -> label table ``hkeys``/``hvals``), so memory follows the distinct ranks touched, not
+    ``card``; the caller keeps ``lab2pos``/``lab2rank`` at least ``labels + len(ops) - start`` long and
+    the table at most half full after that many insertions. ``OP_ID`` values and the output are
+    ranks; cold accesses take ranks ``0, 1, ...`` skipping ranks already accessed.
+
+    ``state`` is int64 ``[t, marked, next_new, labels]``: next free time slot, number of labels on the
+    stack, the next rank to try for a cold access and the labels given out (sparse mode). The kernel
+    stops early (returns ``i < len(ops)``) when the time axis (``tree`` has ``cap + 1`` slots) is full;
+    the caller compacts and calls again from ``i``.
     """
     n = ops.shape[0]
     cap = tree.shape[0] - 1
-    card = order.shape[0]
+    dense = hkeys.shape[0] == 0
     t = state[0]
     marked = state[1]
     nxt = state[2]
+    nlab = state[3]
     top = 1
     while top * 2 <= cap:
         top *= 2
@@ -41,9 +72,10 @@ def _stack_replay(ops, vals, order, state, tree, pos2id, id2pos, out, start):
         if t >= cap:
             break
         op = ops[i]
-        x = np.int64(-1)
+        r = np.int64(-1)  # rank to access, when known
+        x = np.int64(-1)  # its label
         if op == 0:
-            x = vals[i]
+            r = vals[i]
         else:
             want_cold = op == 1
             d = np.int64(0)
@@ -52,14 +84,19 @@ def _stack_replay(ops, vals, order, state, tree, pos2id, id2pos, out, start):
                 if d >= marked:
                     want_cold = True
             if want_cold:
-                while nxt < card and id2pos[order[nxt]] >= 0:
+                while nxt < card:
+                    if dense:
+                        if lab2pos[nxt] < 0:
+                            break
+                    elif hkeys[_hash_slot(hkeys, nxt)] == -1:
+                        break
                     nxt += 1
                 if nxt < card:
-                    x = order[nxt]
+                    r = nxt
                     nxt += 1
                 else:
-                    d = marked - 1  # no unseen id left: the LRU bottom
-            if x < 0:
+                    d = marked - 1  # no unseen rank left: the LRU bottom
+            if r < 0:
                 # the (marked - d)-th mark from the left (1-based): Fenwick descent
                 k = marked - d
                 pos = 0
@@ -70,8 +107,21 @@ def _stack_replay(ops, vals, order, state, tree, pos2id, id2pos, out, start):
                         pos = q
                         k -= tree[q]
                     step //= 2
-                x = pos2id[pos]  # slot pos + 1 in the tree is time pos
-        p = id2pos[x]
+                x = np.int64(pos2lab[pos])  # slot pos + 1 in the tree is time pos
+                r = x if dense else lab2rank[x]
+        if x < 0:
+            if dense:
+                x = r
+            else:
+                j = _hash_slot(hkeys, r)
+                if hkeys[j] == -1:  # first access of this rank: a new label
+                    hkeys[j] = r
+                    hvals[j] = nlab
+                    lab2rank[nlab] = r
+                    lab2pos[nlab] = -1
+                    nlab += 1
+                x = hvals[j]
+        p = lab2pos[x]
         if p >= 0:
             j = p + 1
             while j <= cap:
@@ -82,15 +132,16 @@ def _stack_replay(ops, vals, order, state, tree, pos2id, id2pos, out, start):
         while j <= cap:
             tree[j] += 1
             j += j & (-j)
-        pos2id[t] = x
-        id2pos[x] = t
+        pos2lab[t] = x
+        lab2pos[x] = t
         t += 1
         marked += 1
-        out[i] = x
+        out[i] = r
         i += 1
     state[0] = t
     state[1] = marked
     state[2] = nxt
+    state[3] = nlab
     return i
 
 

@@ -5,7 +5,7 @@ Owns every ``tables[j].ids`` node kind except the fitted ``"class-stack"`` (that
 
 - ``{"kind": "parametric", "popularity": {"family": "zipfian", "params": {"a": A}}}``: the
   independent reference model (IRM): every access draws popularity rank ``k`` (1-based) with
-  probability ``k**-A / H(card, A)`` like ``scipy.stats.zipfian(A, card)``; rank ``k`` is id ``perm[k-1]``.
+  probability ``k**-A / H(card, A)`` like ``scipy.stats.zipfian(A, card)``; rank ``k`` is id ``perm(k-1)``.
 - ``{"kind": "parametric", "stack_distance": {"family": F, "params": {...}}, "cold": {"rate": c}}``: an
   LRU stack model: with probability ``c`` the access is cold (a never-seen id); otherwise it reuses the
   id at stack distance ``sd`` drawn i.i.d. from ``F`` (``"lognormal"``: ``sd = floor(exp(mu + sigma Z))``;
@@ -39,8 +39,10 @@ Owns every ``tables[j].ids`` node kind except the fitted ``"class-stack"`` (that
   gives the largest counts to the heaviest rows, so hot rows stay hot from batch to batch. The
   published statistics say nothing about cross-batch reuse; this is our assumption, documented.
 
-Synthetic ids are a random permutation ``perm`` of ``[0, card)`` applied to popularity rank (IRM) and
-to creation order (cold accesses take ``perm[0], perm[1], ...`` skipping ids already seen).
+Synthetic ids are a keyed pseudo-random bijection ``perm`` of ``[0, card)`` (the fitted sampler's
+cycle-walking Feistel network, computed per access, never materialised: any cardinality up to ``2**62``
+samples in memory that follows the accesses, not the table) applied to popularity rank (IRM) and to
+creation order (cold accesses take ``perm(0), perm(1), ...`` skipping ids already seen).
 
 Samplers: :func:`make_sampler` returns an object whose ``next(n)`` yields the next ``n`` ids and
 carries its state across calls, so sampling in chunks equals sampling in one shot exactly (every
@@ -69,6 +71,8 @@ SD_FAMILIES = ("lognormal", "powerlaw", "empirical", "empirical-binned")
 CARRY = ("independent", "persistent")
 PROB_TOL = 1e-6
 _ZIPF_EXACT = 1 << 22  # ranks tabulated exactly; the tail beyond is inverted from the continuous law
+PERSISTENT_MAX_CARD = 1 << 27  # "persistent" batch-reuse draws one key per row per batch
+_DENSE_STACK = 1 << 22  # stack models of tables up to this many rows index their state by rank
 
 
 # ================================================================================================
@@ -226,7 +230,8 @@ def validate_node(node, where: str = "ids") -> None:
     elif kind == "class-stack":
         _fail(f"{where}.kind", "'class-stack' is a fitted node: validate it with tracegen.tracemodel")
     else:
-        _fail(f"{where}.kind", f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
+        _fail(f"{where}.kind", f"unknown kind {kind!r}; expected one of {', '.join(KINDS)} "
+              "or class-stack (the fitted kind)")
 
 
 # ================================================================================================
@@ -246,9 +251,25 @@ def _idx_dtype(card: int):
     return np.int32 if 2 * card + 64 < 2**31 else np.int64
 
 
-def _perm(rng: np.random.Generator, card: int) -> np.ndarray:
-    """A uniformly random permutation of ``[0, card)``."""
-    return rng.permutation(card).astype(_idx_dtype(card), copy=False)
+class _Bijection:
+    """The keyed pseudo-random bijection of ``[0, card)`` (rank or creation ordinal -> synthetic id).
+
+    The fitted sampler's cycle-walking Feistel network (:func:`tracegen.tracemodel._feistel_keys`,
+    ``tracegen._sample_kernels._permute``), computed per drawn rank: nothing of size ``card`` is
+    ever built, so any cardinality up to ``2**62`` costs the same memory. Keyed from ``rng``.
+    """
+
+    def __init__(self, rng: np.random.Generator, card: int):
+        from tracegen import _sample_kernels
+        from tracegen.tracemodel import _feistel_keys
+
+        self._permute = _sample_kernels._permute
+        self.card = card
+        ss = np.random.SeedSequence(rng.bit_generator.random_raw(4).tolist())
+        self.keys, self.half = _feistel_keys(ss, card)
+
+    def __call__(self, ranks: np.ndarray) -> np.ndarray:
+        return self._permute(np.ascontiguousarray(ranks, np.int64), self.card, self.half, self.keys)
 
 
 def _check_card(cardinality) -> int:
@@ -339,10 +360,16 @@ class _SdLaw:
         if self.family == "lognormal":
             from scipy.special import ndtri
 
-            x = np.exp(np.minimum(self.mu + self.sigma * ndtri(u), 43.0))
+            with np.errstate(over="ignore"):  # |mu + sigma z| beyond float range: exp gives 0 or big
+                x = np.exp(np.minimum(self.mu + self.sigma * ndtri(u), 43.0))
             return np.floor(np.minimum(x, big)).astype(np.int64)
         if self.family == "powerlaw":
-            x = self.scale * np.expm1(-np.log1p(-u) / self.alpha)
+            # x = scale * (exp(t) - 1), t = -log(1 - u) / alpha; t is capped where x reaches big, so a
+            # tiny alpha (a tail so heavy that every reuse is deeper than any stack) never overflows
+            with np.errstate(over="ignore"):
+                t = -np.log1p(-u) / self.alpha
+            t = np.minimum(t, math.log1p(big / self.scale))
+            x = self.scale * np.expm1(t)
             return np.floor(np.minimum(x, big)).astype(np.int64)
         i = self.search(u)
         if self.family == "empirical":
@@ -386,10 +413,10 @@ class _IrmSampler:
     def __init__(self, node, card, seed):
         self.law = _Zipf(float(node["popularity"]["params"]["a"]), card)
         r_perm, self.rng = _streams(seed, 2)
-        self.perm = _perm(r_perm, card)
+        self.ids_of = _Bijection(r_perm, card)  # popularity rank -> id
 
     def next(self, n: int) -> np.ndarray:
-        return self.perm[self.law.ranks(self.rng.random(n))].astype(np.int64)
+        return self.ids_of(self.law.ranks(self.rng.random(n)))
 
 
 class _StackSampler:
@@ -402,12 +429,23 @@ class _StackSampler:
         self.card = card
         self.sd_law, self.cold_rate, self.zipf, self.irm_share = sd_law, cold_rate, zipf, irm_share
         r_perm, self.r_mix, self.r_cold, self.r_sd, self.r_pop = _streams(seed, 5)
-        self.order = _perm(r_perm, card)  # creation order == popularity rank order
+        self.ids_of = _Bijection(r_perm, card)  # creation ordinal == popularity rank -> id
         self.cap = int(min(2 * card + 64, 1 << 16))
         self.tree = np.zeros(self.cap + 1, np.int32)
-        self.pos2id = np.full(self.cap, -1, _idx_dtype(card))
-        self.id2pos = np.full(card, -1, _idx_dtype(card))
-        self.state = np.zeros(3, np.int64)  # t, marked, next_new
+        self.dense = card <= _DENSE_STACK
+        if self.dense:  # label == rank: one slot per row
+            dt = _idx_dtype(card)
+            self.lab2pos = np.full(card, -1, dt)
+            self.lab2rank = np.zeros(0, np.int64)
+            self.hkeys = np.zeros(0, np.int64)
+        else:  # ranks get labels on first access: memory follows the rows touched (grown in _reserve)
+            dt = np.int64
+            self.lab2pos = np.full(1024, -1, dt)
+            self.lab2rank = np.zeros(1024, np.int64)
+            self.hkeys = np.full(4096, -1, np.int64)
+        self.hvals = np.zeros(self.hkeys.size, np.int64)
+        self.pos2lab = np.full(self.cap, -1, dt)
+        self.state = np.zeros(4, np.int64)  # t, marked, next_new, labels
 
     def _decisions(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         K = self._k
@@ -422,7 +460,7 @@ class _StackSampler:
             irm = self.r_mix.random(n) < self.irm_share
             u_pop = self.r_pop.random(n)
             ops[irm] = K.OP_ID
-            vals[irm] = self.order[self.zipf.ranks(u_pop[irm])]
+            vals[irm] = self.zipf.ranks(u_pop[irm])
             depth = ops == K.OP_DEPTH
             vals[depth] = self.sd_law(u_sd[depth])
         else:
@@ -436,22 +474,45 @@ class _StackSampler:
         if marked * 2 > cap and cap < 2 * self.card + 64:
             cap = int(min(2 * cap, 2 * self.card + 64))
         tree = np.zeros(cap + 1, np.int32)
-        pos2id = np.full(cap, -1, self.pos2id.dtype)
-        m = self._k._compact(t, self.pos2id, self.id2pos, tree, pos2id)
-        self.tree, self.pos2id, self.cap = tree, pos2id, cap
+        pos2lab = np.full(cap, -1, self.pos2lab.dtype)
+        m = self._k._compact(t, self.pos2lab, self.lab2pos, tree, pos2lab)
+        self.tree, self.pos2lab, self.cap = tree, pos2lab, cap
         self.state[0] = m
         self.state[1] = m
 
-    def next(self, n: int) -> np.ndarray:
+    def _reserve(self, extra: int) -> None:
+        """Sparse mode: room for ``extra`` more labels, the hash table at most half full after them."""
+        need = min(int(self.state[3]) + extra, self.card)  # one label per distinct rank, at most card
+        if need > self.lab2rank.size:
+            size = max(need, 2 * self.lab2rank.size)
+            self.lab2pos = np.concatenate([self.lab2pos, np.full(size - self.lab2pos.size, -1, np.int64)])
+            self.lab2rank = np.concatenate([self.lab2rank, np.zeros(size - self.lab2rank.size, np.int64)])
+        if 2 * need > self.hkeys.size:
+            size = 1 << (2 * need).bit_length()
+            self.hkeys = np.full(size, -1, np.int64)
+            self.hvals = np.zeros(size, np.int64)
+            self._k._hash_rebuild(self.lab2rank, int(self.state[3]), self.hkeys, self.hvals)
+
+    def ranks(self, n: int) -> np.ndarray:
+        """The next ``n`` accesses as popularity ranks / creation ordinals (before the bijection)."""
         ops, vals = self._decisions(n)
+        return self._replay(ops, vals)
+
+    def _replay(self, ops: np.ndarray, vals: np.ndarray) -> np.ndarray:
+        n = ops.size
         out = np.empty(n, np.int64)
         i = 0
         while True:
-            i = self._k._stack_replay(ops, vals, self.order, self.state, self.tree, self.pos2id,
-                                      self.id2pos, out, i)
+            if not self.dense:
+                self._reserve(n - i)
+            i = self._k._stack_replay(ops, vals, self.card, self.state, self.tree, self.pos2lab,
+                                      self.lab2pos, self.lab2rank, self.hkeys, self.hvals, out, i)
             if i >= n:
                 return out
             self._make_room()
+
+    def next(self, n: int) -> np.ndarray:
+        return self.ids_of(self.ranks(n))
 
 
 class _BatchReuseSampler:
@@ -461,6 +522,9 @@ class _BatchReuseSampler:
         self.card = card
         self.batch = int(node["batch_accesses"])
         self.carry = node.get("carry", "independent")
+        if self.carry == "persistent" and card > PERSISTENT_MAX_CARD:
+            raise TracegenError(f"batch-reuse with carry 'persistent' draws a hotness key for every row of "
+                                f"every batch: cardinality {card} is too large (at most {PERSISTENT_MAX_CARD})")
         edges = np.asarray(node["edges"], np.int64)
         self.lo = edges
         self.hi = np.concatenate([edges[1:], [-1]])  # -1: open last bucket
@@ -474,7 +538,7 @@ class _BatchReuseSampler:
         ss = seed.bit_generator.seed_seq if isinstance(seed, np.random.Generator) else seed
         ss = ss if isinstance(ss, np.random.SeedSequence) else np.random.SeedSequence(ss)
         self._entropy = ss.generate_state(4)
-        self.perm = _perm(np.random.default_rng(self._entropy.tolist() + [0]), card)
+        self.ids_of = _Bijection(np.random.default_rng(self._entropy.tolist() + [0]), card)
         self.buf = np.empty(0, np.int64)
         self.k = 0  # next batch index
 
@@ -523,7 +587,7 @@ class _BatchReuseSampler:
             top = np.argpartition(-keys, u - 1)[:u] if u < self.card else np.arange(self.card)
             ranks = np.sort(top)  # heaviest (lowest hotness rank) first
             counts = np.sort(counts)[::-1]
-            rows = self.perm[ranks]
+            rows = self.ids_of(ranks)
         ids = np.repeat(rows.astype(np.int64), counts)
         rng.shuffle(ids)
         return ids
@@ -754,7 +818,12 @@ def from_locality_stats(path, table: int, *, batch_size: int | None = None, pool
         raise TracegenError(f"--table must be in 0..{len(recs) - 1} (the file has {len(recs)} records), "
                             f"got {table}", path)
     rec = recs[int(table)]
-    bs = int(batch_size or rec.get("batch_size") or 65536)
+    for name, v in (("batch size", batch_size), ("pooling", pooling), ("cardinality", cardinality)):
+        if v is not None and (not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1):
+            raise TracegenError(f"{name} must be an integer >= 1, got {v!r}")
+    if cardinality is not None and cardinality >= 1 << 62:
+        raise TracegenError(f"cardinality must be < 2**62, got {cardinality}")
+    bs = int(batch_size if batch_size is not None else (rec.get("batch_size") or 65536))
     n_tables = int(rec.get("n_tables") or 1)
     if pooling is None:
         per_sample = float(rec["avg_indices"]) / (float(rec.get("batch_size") or bs) * n_tables)
@@ -762,7 +831,10 @@ def from_locality_stats(path, table: int, *, batch_size: int | None = None, pool
     batch_accesses = bs * int(pooling)
     node = batch_reuse_from_stats(rec, batch_accesses=batch_accesses, carry=carry)
     unique_per_batch = batch_accesses / node["mean_count"]
-    card = int(cardinality) if cardinality else int(max(1, round(10 * unique_per_batch)))
+    card = int(cardinality) if cardinality is not None else int(max(1, round(10 * unique_per_batch)))
+    if carry == "persistent" and card > PERSISTENT_MAX_CARD:
+        raise TracegenError(f"carry 'persistent' draws a hotness key for every row of every batch: "
+                            f"cardinality {card} is too large (at most {PERSISTENT_MAX_CARD})")
     node["source"] = {"file": os.path.basename(os.fspath(path)), "record": int(table),
                       "dataset": rec.get("name"), "published_batch_size": rec.get("batch_size"),
                       "published_avg_col_size": rec.get("avg_col_size")}

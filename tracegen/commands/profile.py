@@ -6,7 +6,10 @@ hit ratio at a few cache sizes. With -o, writes the full profile as JSON (MRC at
 in rows, and bytes with --row-bytes; footprint curve; popularity).
 
 Stack distances are exact by default (O(N log U)); --sample-rate R estimates them with SHARDS
-spatial sampling at rate R (accesses, distinct ids, footprint and popularity stay exact).
+spatial sampling at rate R (accesses, distinct ids, cold fraction, footprint and popularity stay
+exact). A table with few distinct ids is sampled at a higher rate, so that about 1,024 ids or more
+fall in the sample, and one with at most 1,024 distinct ids is profiled exactly: the "sd" column
+says which ("exact" or the rate used), as do "method" and "sample_rate" in the JSON.
 
 Examples:
   tracegen profile traces/example_criteo.tsv
@@ -58,15 +61,20 @@ def summary_lines(prof: dict, sizes=SUMMARY_SIZES) -> list[str]:
         rows.append(("(shared)", prof["shared"]))
     nw = max(8, *(len(n) for n, _ in rows))
     head = (f"{'table':<{nw}} {'accesses':>12} {'distinct':>11} {'cold':>7} {'sd p50':>9} {'sd p90':>10}"
-            + "".join(f" {'hit@' + _short(c):>9}" for c in sizes))
+            + "".join(f" {'hit@' + _short(c):>9}" for c in sizes) + f" {'sd':>9}")
     out = [head]
     for name, s in rows:
         hit = s["lru_hit_ratio"]
         sd = s["stack_distance"]
         out.append(f"{name:<{nw}} {s['accesses']:>12,} {s['distinct']:>11,} {s['cold_fraction']:>7.4f} "
                    f"{_fmt_sd(sd['p50']):>9} {_fmt_sd(sd['p90']):>10}"
-                   + "".join(f" {hit[str(c)]:>9.4f}" for c in sizes))
+                   + "".join(f" {hit[str(c)]:>9.4f}" for c in sizes) + f" {_method(s):>9}")
     return out
+
+
+def _method(s: dict) -> str:
+    """``exact`` or ``R=<rate>`` for one summary's stack distances."""
+    return "exact" if s.get("method", "exact") == "exact" else f"R={s['sample_rate']:.3g}"
 
 
 def _short(c: int) -> str:
@@ -79,7 +87,7 @@ def _short(c: int) -> str:
 def run(args) -> int:
     """Profile a trace's cache locality: stack distances, LRU miss-ratio curves, footprint, popularity."""
     from tracegen._util import atomic_output, check_output
-    from tracegen.locality import profile
+    from tracegen.locality import SHARDS_MIN_IDS, profile
 
     path = input_file(args.file)
     check_not_input(args.output, path)
@@ -98,7 +106,8 @@ def run(args) -> int:
     prof["path"] = path
     to_stdout = args.output == "-"
     text = sys.stderr if to_stdout else sys.stdout
-    method = "exact" if args.sample_rate is None else f"SHARDS rate {args.sample_rate:g}"
+    method = ("exact" if args.sample_rate is None
+              else f"SHARDS rate {args.sample_rate:g}; exact up to {SHARDS_MIN_IDS:,} distinct ids")
     print(f"{path}: {trace.n_tables} table(s), {trace.n_accesses:,} accesses ({method}; "
           f"hit@C = LRU hit ratio with C rows)", file=text)
     for line in summary_lines(prof):

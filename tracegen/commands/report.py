@@ -67,7 +67,7 @@ def register(sub) -> None:
                    help="row storage for cache sizes and traffic (fp32)")
     p.add_argument("--batch-size", type=_positive, default=2048, metavar="B", help="samples per batch (2048)")
     p.add_argument("--sample-rate", type=_rate, metavar="R",
-                   help="SHARDS rate for every stream (default: automatic above the threshold)")
+                   help="SHARDS rate for streams with over 1,024 distinct rows (default: automatic above threshold)")
     p.add_argument("--shards-threshold", type=_positive, metavar="N", default=None,
                    help="sample streams longer than N accesses (default 4,000,000)")
     p.add_argument("--budget", type=_bytes, metavar="BYTES",
@@ -87,7 +87,9 @@ def run(args: argparse.Namespace) -> int:
     DIR gets report.html (self-contained, figures embedded), summary.json and the PNG figures: LRU
     miss-ratio curves, stack-distance CDF, rank-frequency, footprint over time, per-table footprint
     and modelled/measured bandwidth. A short summary goes to stdout. Streams above 4,000,000 accesses
-    are SHARDS-sampled (the report says so); --sample-rate forces a rate.
+    are SHARDS-sampled (the report says so); --sample-rate forces a rate. Either way a stream with at
+    most 1,024 distinct rows stays exact, and one with few more is sampled at a higher rate (about
+    1,024 sampled rows at least).
 
     OTHER may also be a dist.json from `tracegen fit`: its synthetic twin (as many samples as TRACE,
     --seed) is sampled and compared.

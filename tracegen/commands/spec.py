@@ -4,12 +4,24 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 
 from tracegen.commands._common import add_command, add_output_args, check_not_input, input_file
 from tracegen.errors import TracegenError
 
 ORDER = 25
+
+# options of each source / family (beyond --name, -o, --force): any other given option is an error
+_LOCALITY_OPTS = ("table", "batch_size", "pooling", "cardinality", "carry")
+_FAMILY_OPTS = {
+    "uniform": ("cardinality",),
+    "zipf": ("cardinality", "a"),
+    "lognormal": ("cardinality", "mu", "sigma", "cold_rate", "a", "irm_share"),
+    "powerlaw": ("cardinality", "alpha", "scale", "cold_rate", "a", "irm_share"),
+}
+_SOURCE_OPTS = ("table", "batch_size", "pooling", "carry", "cardinality", "a", "mu", "sigma", "alpha",
+                "scale", "cold_rate", "irm_share")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
     sources = [x for x in (args.from_dlrm_dist, args.from_locality_stats, args.family) if x]
     if len(sources) != 1:
         raise TracegenError("give exactly one of --from-dlrm-dist, --from-locality-stats or --family")
+    _check_applicable(args)
     check_not_input(args.output, args.from_dlrm_dist, args.from_locality_stats)
     check_output(args.output, args.force)
     n_samples = None
@@ -50,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
             raise TracegenError("--from-locality-stats needs --table K (the record index, from 0)")
         table = spec.from_locality_stats(input_file(args.from_locality_stats), args.table,
                                          batch_size=args.batch_size, pooling=args.pooling,
-                                         cardinality=args.cardinality, carry=args.carry)
+                                         cardinality=args.cardinality, carry=args.carry or "independent")
         n_samples = table.pop("batch_size")
     else:
         table = _family_table(args)
@@ -70,8 +83,27 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _flag(dest: str) -> str:
+    return "--" + dest.replace("_", "-")
+
+
+def _check_applicable(args: argparse.Namespace) -> None:
+    """Refuse a given option that the chosen source or family does not use (it would be ignored)."""
+    if args.from_dlrm_dist:
+        allowed, what = (), "--from-dlrm-dist"
+    elif args.from_locality_stats:
+        allowed, what = _LOCALITY_OPTS, "--from-locality-stats"
+    else:
+        allowed, what = _FAMILY_OPTS[args.family], f"--family {args.family}"
+    for dest in _SOURCE_OPTS:
+        if getattr(args, dest) is not None and dest not in allowed:
+            raise TracegenError(f"{_flag(dest)} does not apply to {what}")
+    if args.family in ("lognormal", "powerlaw") and args.irm_share is not None and args.a is None:
+        raise TracegenError(f"--irm-share needs --a (the IRM + stack mixture of --family {args.family})")
+
+
 def _family_table(args: argparse.Namespace) -> dict:
-    if args.cardinality is None or args.cardinality < 1:
+    if args.cardinality is None:
         raise TracegenError("--family needs --cardinality N (N >= 1)")
     fam = args.family
     if fam == "uniform":
@@ -88,13 +120,73 @@ def _family_table(args: argparse.Namespace) -> dict:
         else:
             if args.alpha is None:
                 raise TracegenError("--family powerlaw needs --alpha (tail exponent) and optionally --scale")
-            law = {"family": "powerlaw", "params": {"alpha": args.alpha, "scale": args.scale}}
-        ids = {"kind": "parametric", "stack_distance": law, "cold": {"rate": args.cold_rate}}
+            scale = 1.0 if args.scale is None else args.scale
+            law = {"family": "powerlaw", "params": {"alpha": args.alpha, "scale": scale}}
+        cold = 0.0 if args.cold_rate is None else args.cold_rate
+        ids = {"kind": "parametric", "stack_distance": law, "cold": {"rate": cold}}
         if args.a is not None:
             ids["popularity"] = {"family": "zipfian", "params": {"a": args.a}}
-            ids["irm_share"] = args.irm_share
+            ids["irm_share"] = 0.5 if args.irm_share is None else args.irm_share
     return {"name": "t0", "cardinality": int(args.cardinality),
             "bag_length": {"kind": "constant", "value": 1}, "ids": ids}
+
+
+def _finite(text: str) -> float:
+    """argparse type: a finite number."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(v):
+        raise argparse.ArgumentTypeError(f"must be finite, got {text}")
+    return v
+
+
+def _positive(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    v = _finite(text)
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return v
+
+
+def _share(text: str) -> float:
+    """argparse type: a number in [0, 1]."""
+    v = _finite(text)
+    if not 0 <= v <= 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
+    return v
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+
+
+def _count(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    v = _integer(text)
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return v
+
+
+def _cardinality(text: str) -> int:
+    """argparse type: rows of a table, an integer in [1, 2**62)."""
+    v = _count(text)
+    if v >= 1 << 62:
+        raise argparse.ArgumentTypeError(f"must be < 2**62, got {text}")
+    return v
+
+
+def _index(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    v = _integer(text)
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return v
 
 
 def register(sub) -> None:
@@ -105,22 +197,26 @@ def register(sub) -> None:
     src.add_argument("--family", choices=["zipf", "uniform", "lognormal", "powerlaw"],
                      help="a parametric table")
     loc = p.add_argument_group("locality stats")
-    loc.add_argument("--table", type=int, metavar="K", help="record index in the stats file (from 0)")
-    loc.add_argument("--batch-size", type=int, metavar="B",
+    loc.add_argument("--table", type=_index, metavar="K", help="record index in the stats file (from 0)")
+    loc.add_argument("--batch-size", type=_count, metavar="B",
                      help="samples per batch (default: the published one)")
-    loc.add_argument("--pooling", type=int, metavar="L",
+    loc.add_argument("--pooling", type=_count, metavar="L",
                      help="ids per sample (default: published indices / (batch size x tables))")
-    loc.add_argument("--carry", choices=["independent", "persistent"], default="independent",
-                     help="rows across batches: drawn afresh (independent) or with a fixed hotness order")
+    loc.add_argument("--carry", choices=["independent", "persistent"],
+                     help="rows across batches: drawn afresh (independent, the default) or with a fixed "
+                          "hotness order")
     par = p.add_argument_group("parametric")
-    par.add_argument("--cardinality", type=int, metavar="N", help="rows of the table")
-    par.add_argument("--a", type=float, metavar="A", help="Zipf exponent")
-    par.add_argument("--mu", type=float, help="lognormal: mean of log stack distance")
-    par.add_argument("--sigma", type=float, help="lognormal: std of log stack distance")
-    par.add_argument("--alpha", type=float, help="powerlaw: tail exponent")
-    par.add_argument("--scale", type=float, default=1.0, help="powerlaw: scale (1)")
-    par.add_argument("--cold-rate", type=float, default=0.0, metavar="C", help="share of first accesses (0)")
-    par.add_argument("--irm-share", type=float, default=0.5, metavar="W",
+    par.add_argument("--cardinality", type=_cardinality, metavar="N",
+                     help="rows of the table, 1 to 2**62 - 1 (with --from-locality-stats: default 10x the "
+                          "distinct rows of a batch)")
+    par.add_argument("--a", type=_positive, metavar="A", help="Zipf exponent (> 0)")
+    par.add_argument("--mu", type=_finite, help="lognormal: mean of log stack distance")
+    par.add_argument("--sigma", type=_positive, help="lognormal: std of log stack distance (> 0)")
+    par.add_argument("--alpha", type=_positive, help="powerlaw: tail exponent (> 0)")
+    par.add_argument("--scale", type=_positive, help="powerlaw: scale (> 0; default 1)")
+    par.add_argument("--cold-rate", type=_share, metavar="C",
+                     help="lognormal/powerlaw: share of first accesses (0)")
+    par.add_argument("--irm-share", type=_share, metavar="W",
                      help="with --a and a stack family: share of accesses drawn from Zipf (0.5)")
     p.add_argument("--name", help="table name in the output")
     add_output_args(p)

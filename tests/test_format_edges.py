@@ -289,3 +289,19 @@ def test_tbe_writer_names_the_file_of_an_empty_trace(tmp_path):
     with pytest.raises(TracegenError, match="empty") as e:
         write_tbe(empty, out)
     assert str(out) in str(e.value) and not out.exists()
+
+
+@pytest.mark.parametrize("to", ["dlrm-npz", "mlperf-bin"])
+def test_dense_values_beyond_int32_saturate_in_x_int(tmp_path, to):
+    d = np.zeros((4, 13), np.float32)
+    d[0, 0], d[1, 0], d[2, 0], d[3, 0] = 3e9, 2147483000, 5.4, -7
+    tr = Trace([Table.one_hot("a", np.arange(4), 4)], dense=d, labels=np.zeros(4, np.float32))
+    out = tmp_path / ("o.npz" if to == "dlrm-npz" else "o.bin")
+    formats.write(tr, out, fmt=to)
+    if to == "dlrm-npz":
+        x_int = np.load(out)["X_int"]
+    else:  # records of int32: y, 13 X_int, then one id per table
+        x_int = np.fromfile(out, np.int32).reshape(-1, 15)[:, 1:14]
+    assert x_int.dtype == np.int32
+    # float32 holds 2147483000 as 2147483008 and 3e9 saturates at the int32 maximum; never negative
+    assert x_int[:, 0].tolist() == [2147483647, 2147483008, 5, 0]

@@ -112,6 +112,17 @@ def test_a_small_multi_hot_trace_fits_a_model_that_samples_ids(tmp_path):
 
 
 @pytest.mark.usefixtures("seeded_noise")
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_dp_dense_features_stay_near_the_data(seed):
+    """Empty bins of the fixed +-1e12 grid get noise too; thresholding keeps it out of the twin."""
+    tr = multi_hot_trace(4_000, seed=seed)
+    syn = TraceModel(epsilon=1.0, calibrate=0).fit(tr).sample(seed=seed)
+    x = np.asarray(syn.dense, np.float64)
+    assert x[:, 0].min() >= 0.0 and x[:, 0].max() <= 64.0  # the real column: integers in [0, 50)
+    assert np.abs(x[:, 1]).max() <= 8.0  # the real column: N(0, 1)
+
+
+@pytest.mark.usefixtures("seeded_noise")
 def test_dp_fit_records_budget_and_releases_no_stack_distances(tmp_path):
     tr = multi_hot_trace(4_000)
     m = TraceModel(epsilon=1.0, delta=1e-6, calibrate=0).fit(tr)

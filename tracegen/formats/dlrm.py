@@ -154,7 +154,8 @@ def _x_int(trace: Trace, path) -> np.ndarray:
     d = np.asarray(trace.dense)
     if not np.isfinite(d).all():
         raise TracegenError("dense features hold NaN or infinite values; X_int needs integers", path)
-    return np.clip(np.rint(d), 0, np.iinfo(np.int32).max).astype(np.int32)
+    # in float64: float32 rounds 2**31 - 1 up to 2**31, which would wrap to -2**31 in the cast
+    return np.clip(np.rint(d.astype(np.float64)), 0, np.iinfo(np.int32).max).astype(np.int32)
 
 
 def _x_cat_dtype(cards) -> np.dtype:

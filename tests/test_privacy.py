@@ -112,6 +112,15 @@ def test_a_small_multi_hot_trace_fits_a_model_that_samples_ids(tmp_path):
 
 
 @pytest.mark.usefixtures("seeded_noise")
+def test_dp_max_bag_leaves_one_hot_tables_one_hot():
+    tr = multi_hot_trace(2_000)
+    m = TraceModel(epsilon=1.0, max_bag=2, calibrate=0).fit(tr)
+    assert m.model_["privacy"]["dp"]["max_bag"] == {"A": 2, "B": 1}
+    syn = m.sample(seed=0)
+    assert syn.tables[1].is_one_hot and int(syn.tables[0].lengths.max()) <= 2
+
+
+@pytest.mark.usefixtures("seeded_noise")
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_dp_dense_features_stay_near_the_data(seed):
     """Empty bins of the fixed +-1e12 grid get noise too; thresholding keeps it out of the twin."""

@@ -18,7 +18,7 @@ import pytest
 from tracegen import formats
 from tracegen.cli import main
 from tracegen.formats.cache import OG_DTYPE
-from tracegen.trace import Trace
+from tracegen.trace import Table, Trace
 
 # ---- helpers -------------------------------------------------------------------------------------
 
@@ -1657,6 +1657,7 @@ def test_convert_empty_table_to_single_table_format(tmp_path, capsys, ext):
     [
         ["--max-bag", "0"],
         ["--max-bag", "-1", "--epsilon", "1"],
+        ["--max-bag", "3"],  # without --epsilon it would be ignored
         ["--epsilon", "inf"],
         ["--delta", "nan", "--epsilon", "1"],
         ["--calibrate", "-1"],
@@ -1770,3 +1771,11 @@ def test_report_vs_trace_with_other_tables(tmp_path, capsys, src):
     rc, _, err = cli(capsys, "report", src, "--vs", other, "-o", tmp_path / "rep", "--no-measure", "-q")
     assert_user_error(rc, err, str(other), "1 tables", "2")
     assert not (tmp_path / "rep").exists()
+
+
+def test_report_vs_trace_with_other_names_says_tables_go_by_position(tmp_path, capsys):
+    a, b = tmp_path / "a.npz", tmp_path / "b.npz"
+    formats.write(Trace([Table.one_hot("C1", np.arange(60) % 7, 7)]), a)
+    formats.write(Trace([Table.one_hot("X9", np.arange(60) % 5, 5)]), b)
+    rc, out, err = cli(capsys, "report", a, "--vs", b, "-o", tmp_path / "rep", "--no-measure", "-q")
+    assert rc == 0 and "compared by position" in err and "C1~X9" in err

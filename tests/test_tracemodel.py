@@ -138,6 +138,14 @@ def test_sample_before_fit_says_what_to_call():
         TraceModel().sample(10)
 
 
+@pytest.mark.parametrize("kw", [{"seed": -1}, {"seed": 1.5}, {"seed": True}, {"n_samples": True},
+                                {"n_samples": 0}, {"n_samples": 2.0}])
+def test_sample_rejects_bad_seeds_and_counts_in_one_line(kw):
+    m = TraceModel().fit(Trace.single(planted_trace(2_000), name="t0"))
+    with pytest.raises(TracegenError, match=r"^(seed|n_samples) must be"):
+        m.sample(**{"n_samples": 10, **kw})
+
+
 def test_fit_and_sample_planted_fidelity():
     ids = planted_trace()
     real = Trace.single(ids, cardinality=int(ids.max()) + 1)

@@ -26,7 +26,7 @@ def check_output(path: str | os.PathLike, force: bool = False) -> None:
     if p.endswith(("/", os.sep)):
         raise TracegenError("ends with a path separator: name an output file, not a folder", p)
     if os.path.exists(p) and not force:
-        raise TracegenError("already exists; pass --force to replace it", p)
+        raise TracegenError("already exists; pass --force (force=True) to replace it", p)
     parent = os.path.dirname(os.path.abspath(p))
     if not os.path.isdir(parent):
         raise TracegenError(f"output folder {parent} does not exist", p)
@@ -53,7 +53,7 @@ def atomic_output(path: str | os.PathLike, force: bool = False, suffix: str = ""
     try:
         yield tmp
         if os.path.exists(p) and not force:  # appeared while we were writing
-            raise TracegenError("already exists; pass --force to replace it", p)
+            raise TracegenError("already exists; pass --force (force=True) to replace it", p)
         os.replace(tmp, p)
     finally:
         if os.path.exists(tmp):

@@ -353,11 +353,10 @@ def fit_dp(trace: Trace, params, progress: bool = False) -> dict:
     cbo = int(params.class_bins_per_octave)
     b = trace.n_samples
     caps = []
-    for t in trace.tables:
-        if params.max_bag is not None:
-            caps.append(int(params.max_bag))
-        else:
-            caps.append(1 if t.lengths.max(initial=0) <= 1 else DP_DEFAULT_MAX_BAG)
+    for t in trace.tables:  # a one-hot table (part of the schema, as in the DLRM datasets) stays one-hot
+        one_hot = t.lengths.max(initial=0) <= 1
+        cap = DP_DEFAULT_MAX_BAG if params.max_bag is None else int(params.max_bag)
+        caps.append(1 if one_hot else cap)
     n_dense = 0 if trace.dense is None else int(trace.dense.shape[1])
     sens = sum(5 * c + 2 for c in caps) + (1 if trace.labels is not None else 0) + 2 * n_dense
     sens_rt = sum(6 * c for c in caps)

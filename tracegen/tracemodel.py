@@ -1384,6 +1384,10 @@ class _LabelSampler:
 
 
 def _seeds(seed, n_tables: int) -> list[np.random.SeedSequence]:
+    if seed is not None and not isinstance(seed, np.random.SeedSequence):
+        bad = isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer))
+        if bad or seed < 0:
+            raise TracegenError(f"seed must be None or an integer >= 0, got {seed!r}")
     return np.random.SeedSequence(seed).spawn(n_tables + 2)
 
 
@@ -1713,7 +1717,7 @@ class TraceModel:
 
     def _n(self, n_samples) -> int:
         n = self.default_n_samples() if n_samples is None else n_samples
-        if not isinstance(n, (int, np.integer)) or n < 1:
+        if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or n < 1:
             raise TracegenError(f"n_samples must be a positive integer, got {n_samples!r}")
         return int(n)
 

@@ -87,7 +87,7 @@ def check_device(device: str | None, flag: str = "--device") -> None:
 
 
 def add_quiet(p: argparse.ArgumentParser):
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars and no summary on stdout")
 
 
 def input_file(path: str) -> str:

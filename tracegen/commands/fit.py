@@ -58,7 +58,7 @@ def register(sub) -> None:
         type=int,
         default=None,
         metavar="L",
-        help="DP: clip bags to L ids (default 1 for one-hot tables, else 32)",
+        help="DP: clip multi-hot bags to L ids (default 32; one-hot tables stay one-hot)",
     )
     p.add_argument(
         "--workers",
@@ -115,6 +115,8 @@ def run(args) -> int:
         raise TracegenError(f"--epsilon must be finite, got {args.epsilon}")
     if args.max_bag is not None and args.max_bag < 1:
         raise TracegenError(f"--max-bag must be >= 1, got {args.max_bag}")
+    if args.max_bag is not None and args.epsilon is None:
+        raise TracegenError("--max-bag needs --epsilon (it bounds a sample's contribution under DP)")
     if args.workers != "auto" and args.workers < 1:
         raise TracegenError(f"--workers must be >= 1, got {args.workers}")
     if args.output == "-":

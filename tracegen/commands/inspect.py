@@ -1,7 +1,7 @@
 """Show what a trace file holds: format, tables, accesses, distinct ids, cardinality, bag sizes.
 
 Examples:
-  tracegen inspect traces/example.npz
+  tracegen inspect traces/example_multi_hot.npz
   tracegen inspect cloudPhysicsIO.oracleGeneral.bin --json
   tracegen inspect train.txt --from criteo-tsv --max-ind-range 10000000
 """

@@ -126,6 +126,10 @@ def run(args: argparse.Namespace) -> int:
             f"has {traces[1].n_tables} tables but {paths[0]} has {traces[0].n_tables}: "
             "--vs compares two traces of the same tables", paths[1]
         )
+    if args.vs and traces[1].names != traces[0].names:  # compared by position: say so (names may differ by format)
+        pairs = [f"{x}~{y}" for x, y in zip(traces[0].names, traces[1].names) if x != y]
+        print(f"tracegen report: note: tables compared by position, names differ: {', '.join(pairs[:6])}"
+              + (" ..." if len(pairs) > 6 else ""), file=sys.stderr)
     if args.vs:
         a, b = (os.path.basename(p) for p in paths)
         labels = [a, b] if a != b else ["trace", "other"]

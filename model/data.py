@@ -65,16 +65,19 @@ class Batch:
         return Batch(mv(self.dense), mv(self.ids), mv(self.offsets), mv(self.labels))
 
 
-def split_indices(n_samples: int, how: str = "day", seed: int = 0, days: int = 7) -> dict[str, np.ndarray]:
+def split_indices(n_samples: int, how: str = "day", seed: int = 0, days: int = 7,
+                  path: str | os.PathLike | None = None) -> dict[str, np.ndarray]:
     """Sample indices of ``train``, ``val`` and ``test``, like the reference's Kaggle split.
 
     ``day``: the trace is ``days`` equal days in time order; train is the first ``days - 1``, the last
     day is halved into validation then test. ``random``: the same sizes over a seeded permutation.
+    ``path`` (the trace file) is named in the errors.
     """
     if how not in ("day", "random"):
         raise TracegenError(f"split must be 'day' or 'random', got {how!r}")
     if n_samples < 3:
-        raise TracegenError(f"a trace of {n_samples} samples is too small to split into train/val/test")
+        raise TracegenError(f"has {n_samples} sample{'' if n_samples == 1 else 's'}, too few to split into "
+                            f"train/val/test (3 or more needed)", path)
     n_train = max(1, min(n_samples - 2, (n_samples * (days - 1)) // days))
     n_val = max(1, (n_samples - n_train) // 2)
     order = np.arange(n_samples) if how == "day" else np.random.default_rng(seed).permutation(n_samples)
@@ -164,7 +167,7 @@ class TraceBatches:
         return Batch(torch.from_numpy(dense), ids_t, offsets_t, labels_t)
 
 
-ENDLESS = "a dist.json is an endless stream: give --num-batches, not --epochs"
+ENDLESS = "a dist.json is an endless stream: it has no length; give a number of batches"
 
 
 class SyntheticBatches:
@@ -182,6 +185,8 @@ class SyntheticBatches:
             from tracegen.tracemodel import TraceModel
         except ImportError as e:  # the fit/sample module is not there yet
             raise TracegenError(f"sampling a dist.json needs tracegen.tracemodel ({e})", path) from e
+        if int(batch_size) < 1:
+            raise TracegenError(f"batch size must be >= 1, got {batch_size}", path)
         self.path = os.fspath(path)
         self.model = TraceModel.load(self.path)
         self.batch_size, self.seed, self.stream = int(batch_size), int(seed), int(stream)
@@ -207,7 +212,7 @@ class SyntheticBatches:
 
     def batches(self, start: int = 0, stop: int | None = None) -> Iterator[Batch]:
         if stop is None:
-            raise TracegenError(ENDLESS, self.path)
+            raise TracegenError(f"{ENDLESS} (stop=N)", self.path)
         for k in range(start, stop):
             c, i = divmod(k, self.chunk_batches)
             yield next(self.chunk(c).batches(i, i + 1))
@@ -264,13 +269,14 @@ def iter_batches(source, batch_size: int, *, num_batches: int | None = None, shu
     ``source`` is a :class:`Trace`, a trace file, or a dist.json (then ``num_batches`` is required);
     all samples in time order unless ``shuffle``.
     """
-    if is_dist_json(source):
-        yield from SyntheticBatches(source, batch_size, seed=seed, n_dense=n_dense).batches(0, num_batches)
-        return
+    if is_dist_json(source):  # checked here, not at the first next(): this is a plain function
+        if num_batches is None:
+            raise TracegenError(f"{ENDLESS} (iter_batches(..., num_batches=N))", source)
+        return SyntheticBatches(source, batch_size, seed=seed, n_dense=n_dense).batches(0, num_batches)
     trace = load(source)
     tb = TraceBatches(trace, np.arange(trace.n_samples), batch_size, shuffle=shuffle, seed=seed,
                       n_dense=n_dense)
-    yield from tb.batches(0, num_batches if num_batches is not None else len(tb))
+    return tb.batches(0, num_batches if num_batches is not None else len(tb))
 
 
 def load(source) -> Trace:

@@ -60,6 +60,10 @@ class DLRMConfig:
     def n_dense(self) -> int:
         return int(self.mlp_bot[0])
 
+    def embedding_bytes(self, element_size: int = 4) -> list[int]:
+        """Bytes of each table's weight, ``rows x D x element_size`` (fp32 by default); Python ints, no overflow."""
+        return [int(r) * int(self.embedding_dim) * int(element_size) for r in self.embedding_sizes]
+
     def interaction_width(self) -> int:
         """Width of InteractionArch's output, the top MLP's input."""
         n = self.n_tables + 1  # dense vector plus one pooled vector per table

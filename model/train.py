@@ -45,6 +45,8 @@ from tracegen.errors import TracegenError
 
 METRICS = "metrics.jsonl"
 CHECKPOINT = "checkpoint.pt"
+# Embedding tables larger than this are refused even where the available memory is unknown (1 PiB).
+MAX_TABLE_BYTES = 1 << 50
 
 
 def parse_sizes(text: str | None, what: str) -> list[int] | None:
@@ -116,7 +118,8 @@ def _open_data(args, n_dense_default: int):
         return train, val, tr.cardinalities, None, None if tr.dense is None else int(tr.dense.shape[1]), path
     trace = load(path)
     trace.validate(path if isinstance(path, (str, os.PathLike)) else None)
-    parts = split_indices(trace.n_samples, args.split, seed=args.seed)
+    parts = split_indices(trace.n_samples, args.split, seed=args.seed,
+                          path=path if isinstance(path, (str, os.PathLike)) else None)
     n_dense = None if trace.dense is None else int(trace.dense.shape[1])
     nd = n_dense if n_dense is not None else n_dense_default
     drop = bool(args.distributed)  # every rank needs an equal slice of each batch
@@ -124,6 +127,35 @@ def _open_data(args, n_dense_default: int):
                          drop_last=drop, n_dense=nd)
     val = TraceBatches(trace, parts["val"], B, n_dense=nd, drop_last=drop)
     return train, val, trace.cardinalities, max_ids(trace), n_dense, path if isinstance(path, str) else None
+
+
+def _effective_batch(train_b, B: int) -> int:
+    """The training batch size: ``B``, or the whole split when it is smaller (the last batch is partial)."""
+    if isinstance(train_b, TraceBatches) and not train_b.drop_last:
+        return max(1, min(B, len(train_b.samples)))
+    return B
+
+
+def split_notes(train_b, val_b, B: int, distributed: bool = False) -> list[str]:
+    """What the batch size does to small splits, as lines for stderr; one starting "nothing to train" is fatal.
+
+    Without ``--distributed`` a split smaller than ``B`` is one partial batch; with it partial batches are
+    dropped (every rank needs an equal slice), so such a split has no batch at all.
+    """
+    why = " (--distributed drops partial batches: every rank needs an equal slice)" if distributed else ""
+    notes = []
+    if isinstance(train_b, TraceBatches):
+        n = len(train_b.samples)
+        if len(train_b) == 0:
+            notes.append(f"nothing to train: the training split has {n:,} samples, fewer than one batch of "
+                         f"{B:,}{why}")
+        elif n < B:
+            notes.append(f"note: --mini-batch-size {B:,} is larger than the training split ({n:,} samples): "
+                         f"each batch is the whole split, {n:,} samples")
+    if isinstance(val_b, TraceBatches) and len(val_b) == 0:
+        notes.append(f"note: no validation: the validation split has {len(val_b.samples):,} samples, fewer "
+                     f"than one batch of {B:,}{why}")
+    return notes
 
 
 def build_config(args, cardinalities: list[int], n_dense: int | None) -> DLRMConfig:
@@ -139,9 +171,73 @@ def build_config(args, cardinalities: list[int], n_dense: int | None) -> DLRMCon
         raise TracegenError(str(e)) from None
 
 
+def _finite(record: dict) -> dict:
+    """``record`` with non-finite floats (an AUC over one class, a diverged loss) as ``None``: JSON ``null``."""
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in record.items()}
+
+
 def _write_json_line(path: str, record: dict) -> None:
+    line = json.dumps(_finite(record), allow_nan=False)  # strict JSON: never a bare NaN or Infinity
     with open(path, "a") as f:
-        f.write(json.dumps(record) + "\n")
+        f.write(line + "\n")
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
+            return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
+        n /= 1024
+    return f"{n:,.1f} PiB"  # unreachable
+
+
+def _available_memory() -> int | None:
+    try:
+        from tracegen.tracemodel import _available_memory as avail
+    except ImportError:  # the fit/sample module is not there
+        return None
+    return avail()
+
+
+def check_table_memory(cfg: DLRMConfig, path=None, trace=None, *, available: int | None = None,
+                       from_flag: bool = False) -> None:
+    """Refuse, before allocating, embedding tables larger than the available memory (or ``MAX_TABLE_BYTES``).
+
+    ``cfg.embedding_bytes()`` summed (fp32 rows x D) is compared with ``available`` (default: MemAvailable
+    of /proc/meminfo). The message names the largest table, its rows and bytes, and the way out: relabel
+    sparse ids (raw 64-bit keys) with ``tracegen convert --densify``, or a smaller ``--arch-embedding-size``
+    when the declared rows exceed the largest id (``trace``, when given, is looked at only on failure).
+    """
+    per = cfg.embedding_bytes()
+    total = sum(per)
+    if available is None:
+        available = _available_memory()
+    limit = MAX_TABLE_BYTES if available is None else min(int(available), MAX_TABLE_BYTES)
+    if total <= limit:
+        return
+    t = max(range(len(per)), key=lambda i: per[i])
+    rows = int(cfg.embedding_sizes[t])
+    name = f"table {t}"
+    hint = "give a smaller --arch-embedding-size or --arch-sparse-feature-size"
+    if trace is not None and t < trace.n_tables:
+        table = trace.tables[t]
+        name = f"table {table.name}" if table.name else name
+        values = np.asarray(table.values)
+        if values.size:
+            largest = int(values.max())
+            distinct = int(np.unique(values).size)
+            need = (largest + 1) * cfg.embedding_dim * 4
+            if from_flag and need < per[t]:
+                hint = f"--arch-embedding-size gives it {rows:,} rows but its largest id is {largest:,}"
+            elif need <= limit - (total - per[t]) and rows > largest + 1:
+                hint = (f"its largest id is {largest:,}: give --arch-embedding-size with {largest + 1:,} "
+                        f"rows for it")
+            else:
+                hint = (f"its ids look like raw keys ({distinct:,} distinct, largest {largest:,}): relabel them "
+                        f"0..{distinct - 1:,} with `tracegen convert {path or 'DATA'} OUT.npz --densify`")
+    where = "the available memory" if available is not None and available < MAX_TABLE_BYTES else "the cap"
+    raise TracegenError(
+        f"the embedding tables need {_fmt_bytes(total)}, more than {where} ({_fmt_bytes(limit)}): {name} has "
+        f"{rows:,} rows x {cfg.embedding_dim} x 4 bytes = {_fmt_bytes(per[t])}; {hint}", path)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -180,6 +276,15 @@ def _run(args: argparse.Namespace) -> int:
     say = (lambda *a: None) if args.quiet or not lead else (lambda *a: print(*a, file=sys.stderr, flush=True))
     if args.num_batches is not None and args.epochs is not None:
         raise TracegenError("give --num-batches or --epochs, not both")
+    for flag, value, low in (("--epochs", args.epochs, 1), ("--num-batches", args.num_batches, 1),
+                             ("--mini-batch-size", args.mini_batch_size, 1), ("--print-freq", args.print_freq, 1),
+                             ("--test-freq", args.test_freq, 0), ("--checkpoint-freq", args.checkpoint_freq, 0),
+                             ("--num-val-batches", args.num_val_batches, 1), ("--num-threads", args.num_threads, 0)):
+        if value is not None and value < low:  # argparse checks these too; run() is also called from Python
+            raise TracegenError(f"{flag} must be >= {low}, got {value}")
+    if is_dist_json(args.data) and args.num_batches is None:
+        raise TracegenError("a dist.json is an endless stream: give --num-batches (--epochs needs a trace file)",
+                            args.data)
 
     # ---- output folder, checked before any work ------------------------------------------------------
     metrics_path = ckpt_path = None
@@ -206,11 +311,23 @@ def _run(args: argparse.Namespace) -> int:
     if n_dense is None:
         say(f"note: the data has no dense features; using {cfg.n_dense} zeros per sample")
     check_compatible(cards, maxes if maxes is not None else [c - 1 for c in cards], n_dense, cfg, path)
-    total = args.num_batches if args.num_batches is not None else (args.epochs or 1) * len(train_b)
-    if total < 1:
-        raise TracegenError(f"nothing to train: {total} batches (the training split has {len(train_b)})")
+    check_table_memory(cfg, path, sample_trace, from_flag=args.arch_embedding_size is not None)
+    B = args.mini_batch_size
+    for note in split_notes(train_b, val_b, B, bool(args.distributed)):
+        if note.startswith("nothing to train"):
+            raise TracegenError(note, path)
+        say(note)
+    if args.num_batches is not None:
+        total = args.num_batches
+    else:
+        total = (args.epochs if args.epochs is not None else 1) * len(train_b)
     print_freq = max(1, min(args.print_freq, total))
-    if args.checkpoint_freq and args.checkpoint_freq % print_freq:
+    if args.checkpoint_freq and args.checkpoint_freq < total and args.checkpoint_freq % print_freq:
+        if print_freq < args.print_freq:  # capped: a run shorter than --print-freq reports once, at its end
+            raise TracegenError(
+                f"--checkpoint-freq {args.checkpoint_freq} must be a multiple of the reporting interval, "
+                f"{print_freq} batches here (--print-freq {args.print_freq} capped to this run's {total} "
+                f"batches); a checkpoint closes a reporting interval: give a --print-freq that divides it")
         raise TracegenError(f"--checkpoint-freq {args.checkpoint_freq} must be a multiple of --print-freq "
                             f"{print_freq} (a checkpoint closes a reporting interval)")
 
@@ -269,16 +386,16 @@ def _run(args: argparse.Namespace) -> int:
 
     n_params = sum(p.numel() for p in modules.parameters())
     say(f"DLRM: {cfg.n_tables} tables, {sum(cfg.embedding_sizes)} rows x {cfg.embedding_dim}, "
-        f"{n_params / 1e6:.1f}M parameters, {world} rank(s), {device}; training {total} batches of "
-        f"{args.mini_batch_size}")
+        f"{n_params / 1e6:.1f}M parameters, {world} rank(s), {device}; training {total} batch"
+        f"{'' if total == 1 else 'es'} of {_effective_batch(train_b, B):,}")
 
     def record(rec: dict):
         if lead:
             if metrics_path:
                 _write_json_line(metrics_path, rec)
             if not args.quiet:
-                line = " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
-                                for k, v in rec.items())
+                line = " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={'n/a' if v is None else v}"
+                                for k, v in _finite(rec).items())
                 print(line, file=sys.stderr, flush=True)
 
     def evaluate(final: bool = False) -> None:

@@ -206,3 +206,138 @@ def test_bundled_example_trace_trains(tmp_path):
     assert main(["train", path, *SMALL, "--num-batches", "3", "--out", str(out)]) == 0
     recs = read_metrics(out)
     assert recs[0]["samples"] == 96 and recs[-1]["split"] == "val" and recs[-1]["samples"] > 0
+
+
+# ---- bad input and messages (found by the tester) -----------------------------------------------------
+def _one_line_error(capsys) -> str:
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    return err
+
+
+def test_raw_64bit_keys_are_refused_before_allocating(tmp_path, capsys):
+    raw = tmp_path / "raw.txt"  # 300 distinct keys spread over 2**48: 18.7 PiB of fp32 rows at D=16
+    np.savetxt(raw, (np.arange(3000) % 300).astype(np.uint64) * np.uint64(2**40), fmt="%d")
+    out = tmp_path / "run"
+    assert main(["train", str(raw), "--num-batches", "2", "--num-threads", "1", "-q", "--out", str(out)]) == 2
+    err = _one_line_error(capsys)
+    assert str(raw) in err and "table t0 has 328,753,976,705,025 rows x 16 x 4 bytes" in err
+    assert "300 distinct" in err and "--densify" in err
+    assert not (out / "metrics.jsonl").exists()
+
+
+def test_table_memory_check_names_the_way_out():
+    from model.dlrm import DLRMConfig
+
+    cfg = DLRMConfig([1000, 10], embedding_dim=4, mlp_bot=[13, 4])
+    assert cfg.embedding_bytes() == [16000, 160]
+    mtrain.check_table_memory(cfg, "t.npz", available=16160)  # fits exactly
+    trace = Trace.from_dense_ids(np.stack([np.arange(10) % 10, np.arange(10) % 3], axis=1), [1000, 10])
+    with pytest.raises(mtrain.TracegenError, match=r"^t\.npz: .*table C1 has 1,000 rows x 4 x 4 bytes = 15\.6 KiB; "
+                       r"its largest id is 9: give --arch-embedding-size with 10 rows"):
+        mtrain.check_table_memory(cfg, "t.npz", trace, available=10000)
+    with pytest.raises(mtrain.TracegenError, match="--arch-embedding-size gives it 1,000 rows but its largest id is 9"):
+        mtrain.check_table_memory(cfg, "t.npz", trace, available=10000, from_flag=True)
+    huge = DLRMConfig([2**60], embedding_dim=4, mlp_bot=[13, 4])  # over the cap whatever the memory
+    with pytest.raises(mtrain.TracegenError, match="more than the cap"):
+        mtrain.check_table_memory(huge, available=2**70)
+
+
+@pytest.mark.parametrize("flag,value,low", [
+    ("--epochs", "0", 1), ("--epochs", "-1", 1), ("--num-batches", "0", 1), ("--mini-batch-size", "0", 1),
+    ("--print-freq", "0", 1), ("--num-val-batches", "0", 1), ("--arch-sparse-feature-size", "0", 1),
+    ("--num-threads", "-1", 0), ("--test-freq", "-2", 0), ("--checkpoint-freq", "-1", 0),
+])
+def test_counts_below_their_minimum_are_refused(tmp_path, capsys, flag, value, low):
+    data = write_dlrm_npz(tmp_path / "kaggle.npz")
+    assert main(["train", str(data), *SMALL, flag, value, "--out", str(tmp_path / "run")]) == 2
+    assert f"argument {flag}: must be >= {low}, got {value}" in _one_line_error(capsys)
+    assert not (tmp_path / "run").exists()
+
+
+def test_python_run_refuses_zero_epochs(tmp_path):
+    from tracegen.commands.train import add_arguments
+
+    p = mtrain.argparse.ArgumentParser()
+    add_arguments(p)
+    args = p.parse_args([str(write_dlrm_npz(tmp_path / "k.npz")), *SMALL])
+    args.epochs = 0  # as a Python caller could set it, past argparse
+    with pytest.raises(mtrain.TracegenError, match="--epochs must be >= 1, got 0"):
+        mtrain.run(args)
+
+
+@pytest.mark.parametrize("label", [0, 1])
+def test_metrics_are_strict_json_when_auc_is_undefined(tmp_path, label):
+    rng = np.random.default_rng(0)
+    n = 300
+    path = tmp_path / "one_class.npz"
+    np.savez(path, X_int=rng.integers(0, 9, (n, 13)).astype(np.int32),
+             X_cat=rng.integers(0, 50, (n, 3)).astype(np.int32), y=np.full(n, label, np.int32),
+             counts=np.array([50] * 3, np.int32))
+    out = tmp_path / "run"
+    assert main(["train", str(path), *SMALL, "--num-batches", "2", "--out", str(out)]) == 0
+
+    def refuse(c):
+        raise AssertionError(f"non-JSON constant {c}")
+
+    with open(out / "metrics.jsonl") as f:
+        recs = [json.loads(line, parse_constant=refuse) for line in f]
+    assert [(r["split"], r["auc"]) for r in recs] == [("train", None), ("val", None)]
+    assert all(np.isfinite(r["loss"]) for r in recs)
+    assert mtrain._finite({"a": float("inf"), "b": 1.5, "c": 2}) == {"a": None, "b": 1.5, "c": 2}
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_tiny_trace_error_names_the_file(tmp_path, capsys, n):
+    path = tmp_path / "tiny.txt"
+    path.write_text("5\n7\n"[: 2 * n])
+    assert main(["train", str(path), *SMALL]) == 2
+    err = _one_line_error(capsys)
+    assert f"{path}: has {n} sample" in err and "too few to split into train/val/test" in err
+
+
+def test_checkpoint_freq_message_gives_the_effective_print_freq(tmp_path, capsys):
+    data = write_dlrm_npz(tmp_path / "kaggle.npz")
+    base = ["train", str(data), *SMALL, "--checkpoint-freq", "3"]
+    assert main([*base, "--num-batches", "5"]) == 2  # --print-freq 100 capped to the 5 batches
+    err = _one_line_error(capsys)
+    assert "multiple of the reporting interval, 5 batches here (--print-freq 100 capped to this run's 5" in err
+    assert main([*base, "--num-batches", "8", "--print-freq", "2"]) == 2  # not capped: as given
+    assert "--checkpoint-freq 3 must be a multiple of --print-freq 2 (" in _one_line_error(capsys)
+    out = tmp_path / "run"  # a checkpoint frequency past the run's end leaves just the final checkpoint
+    assert main([*base, "--num-batches", "2", "--out", str(out)]) == 0
+    assert torch.load(out / "checkpoint.pt")["step"] == 2
+
+
+def test_batch_larger_than_the_training_split_is_reported(tmp_path, capsys):
+    data = write_dlrm_npz(tmp_path / "kaggle.npz", n=140)  # 120 training samples
+    out = tmp_path / "run"
+    flags = [f for f in SMALL if f != "--quiet"]
+    assert main(["train", str(data), *flags, "--mini-batch-size", "1000", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "note: --mini-batch-size 1,000 is larger than the training split (120 samples)" in err
+    assert "training 1 batch of 120" in err
+    assert read_metrics(out)[0]["samples"] == 120
+
+
+def test_split_notes_under_distributed_drop_partial_batches(rng):
+    trace = Trace.from_dense_ids(rng.integers(0, 5, (100, 2)), [5, 5])
+    parts = split_indices(100, "day")  # 85 / 7 / 8
+    train = TraceBatches(trace, parts["train"], 90, drop_last=True)
+    val = TraceBatches(trace, parts["val"], 90, drop_last=True)
+    notes = mtrain.split_notes(train, val, 90, distributed=True)
+    assert notes[0].startswith("nothing to train: the training split has 85 samples, fewer than one batch of 90")
+    assert notes[1].startswith("note: no validation: the validation split has 7 samples, fewer than one batch")
+    assert all("--distributed drops partial batches" in s for s in notes)
+    ok = TraceBatches(trace, parts["train"], 40, drop_last=True)
+    assert mtrain.split_notes(ok, val, 40, distributed=True) == [
+        "note: no validation: the validation split has 7 samples, fewer than one batch of 40 (--distributed "
+        "drops partial batches: every rank needs an equal slice)"]
+    assert mtrain.split_notes(TraceBatches(trace, parts["train"], 40), TraceBatches(trace, parts["val"], 40),
+                              40) == []
+
+
+def test_python_api_errors_name_keyword_arguments(tmp_path):
+    with pytest.raises(mtrain.TracegenError, match=r"x\.json: .*num_batches=N") as e:
+        iter_batches(str(tmp_path / "x.json"), 32)  # raised at the call, before the file is opened
+    assert "--num-batches" not in str(e.value)

@@ -5,9 +5,20 @@ from __future__ import annotations
 import argparse
 import inspect
 
-from tracegen.commands._common import add_command, check_device, positive_float, seed_int
+from tracegen.commands._common import add_command, check_device, nonneg_int, positive_float, seed_int
 
 ORDER = 60
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (``--epochs 0`` is refused, not read as "the default")."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return v
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -15,7 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("data", metavar="DATA",
                    help="a trace file (DLRM npz, native npz, any format tracegen reads) or a dist.json")
     a = p.add_argument_group("architecture (as the DLRM reference's --arch-* flags)")
-    a.add_argument("--arch-sparse-feature-size", type=int, default=16, metavar="D", help="embedding dim (16)")
+    a.add_argument("--arch-sparse-feature-size", type=positive_int, default=16, metavar="D", help="embedding dim (16)")
     a.add_argument("--arch-embedding-size", metavar="N1-N2-..", help="rows per table (default: the data's)")
     a.add_argument("--arch-mlp-bot", metavar="F-..-D", help="bottom MLP widths, input first (F-512-256-64-D)")
     a.add_argument("--arch-mlp-top", metavar="..-1", default="512-256-1",
@@ -23,29 +34,29 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     a.add_argument("--arch-interaction-op", choices=["dot", "cat"], default="dot")
     a.add_argument("--arch-interaction-itself", action="store_true", help="include self dot products")
     t = p.add_argument_group("training")
-    t.add_argument("--mini-batch-size", type=int, default=128, metavar="B")
+    t.add_argument("--mini-batch-size", type=positive_int, default=128, metavar="B")
     t.add_argument("--learning-rate", type=positive_float, default=0.01, metavar="LR")
     n = t.add_mutually_exclusive_group()
-    n.add_argument("--num-batches", type=int, metavar="N", help="train N batches (default: one epoch)")
-    n.add_argument("--epochs", type=int, metavar="E", help="passes over the training split")
+    n.add_argument("--num-batches", type=positive_int, metavar="N", help="train N batches (default: one epoch)")
+    n.add_argument("--epochs", type=positive_int, metavar="E", help="passes over the training split")
     t.add_argument("--optimizer", choices=["sgd", "adagrad"], default="sgd")
     t.add_argument("--device", default="cpu", help="cpu or cuda (cuda:N)")
-    t.add_argument("--num-threads", type=int, default=0, metavar="N",
+    t.add_argument("--num-threads", type=nonneg_int, default=0, metavar="N",
                    help="torch threads (0: torch's default; 1 is fastest for small models on a busy machine)")
     t.add_argument("--seed", type=seed_int, default=0, help="weights, shuffling and synthetic data follow it")
     t.add_argument("--split", choices=["day", "random"], default="day",
                    help="train/val/test like the reference: 6 days, then half a day each (day), or random")
     t.add_argument("--no-shuffle", action="store_true", help="train in trace order, not a per-epoch shuffle")
-    t.add_argument("--print-freq", type=int, default=100, metavar="N", help="batches per metrics line (100)")
-    t.add_argument("--test-freq", type=int, default=0, metavar="N",
+    t.add_argument("--print-freq", type=positive_int, default=100, metavar="N", help="batches per metrics line (100)")
+    t.add_argument("--test-freq", type=nonneg_int, default=0, metavar="N",
                    help="validate every N batches (0: only at the end)")
-    t.add_argument("--num-val-batches", type=int, default=16, metavar="N",
+    t.add_argument("--num-val-batches", type=positive_int, default=16, metavar="N",
                    help="validation batches when DATA is a dist.json (16)")
     t.add_argument("--distributed", action="store_true",
                    help="under torchrun: tables sharded over ranks, MLPs data parallel (gloo CPU, nccl GPU)")
     o = p.add_argument_group("output")
     o.add_argument("--out", metavar="DIR", help="write metrics.jsonl and checkpoint.pt here")
-    o.add_argument("--checkpoint-freq", type=int, default=0, metavar="N",
+    o.add_argument("--checkpoint-freq", type=nonneg_int, default=0, metavar="N",
                    help="also checkpoint every N batches (a multiple of --print-freq; always at the end)")
     o.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.pt")
     o.add_argument("--force", action="store_true", help="replace DIR/metrics.jsonl if it exists")

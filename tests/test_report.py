@@ -146,7 +146,7 @@ def test_cli_report_vs_fitted_model(tmp_path, trace_file, capsys):
     (["{missing}", "-o", "{out}"], "no such file"),
     (["{trace}", "--vs", "{missing}", "-o", "{out}"], "no such file"),
     (["{trace}", "-o", "{out}", "--sample-rate", "2"], "sample rate"),
-    (["{trace}", "-o", "{out}", "--dim", "0"], "positive"),
+    (["{trace}", "-o", "{out}", "--dim", "0"], "must be >= 1"),
     (["{trace}", "-o", "{out}", "--budget", "lots"], "not a size"),
     (["{garbage}", "-o", "{out}"], "{garbage}"),
     (["{trace}", "-o", "{trace}"], "not a directory"),
@@ -208,4 +208,4 @@ def test_cli_dim_list(tmp_path, trace_file, capsys):
     assert main(["report", str(trace_file), "-o", str(out), "--dim", "16,32,64,8", "--no-measure", "-q"]) == 0
     assert json.loads((out / "summary.json").read_text())["settings"]["dim"] == [16, 32, 64, 8]
     assert main(["report", str(trace_file), "-o", str(tmp_path / "x"), "--dim", "16,0", "-q"]) == 2
-    assert "positive" in capsys.readouterr().err
+    assert "must be >= 1" in capsys.readouterr().err

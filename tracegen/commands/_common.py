@@ -43,15 +43,23 @@ def positive_float(text: str) -> float:
     return v
 
 
-def nonneg_int(text: str) -> int:
-    """argparse type: an integer >= 0."""
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return v
+def int_at_least(lo: int):
+    """An argparse type: an integer >= ``lo`` (so ``--epochs 0`` is refused, not read as "the default")."""
+
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if v < lo:
+            raise argparse.ArgumentTypeError(f"must be >= {lo}, got {text}")
+        return v
+
+    return parse
+
+
+nonneg_int = int_at_least(0)
+positive_int = int_at_least(1)
 
 
 def seed_int(text: str) -> int:

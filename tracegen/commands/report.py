@@ -5,7 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tracegen.commands._common import add_command, add_quiet, check_device, input_file, positive_float, seed_int
+from tracegen.commands._common import (
+    add_command,
+    add_quiet,
+    check_device,
+    input_file,
+    positive_float,
+    positive_int,
+    seed_int,
+)
 from tracegen.errors import TracegenError
 
 ORDER = 70
@@ -21,21 +29,11 @@ def _rate(text: str) -> float:
     return r
 
 
-def _positive(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return v
-
-
 def _dims(text: str) -> int | list[int]:
     parts = [p for p in text.split(",") if p.strip()]
     if not parts:
         raise argparse.ArgumentTypeError(f"not an embedding dim: {text!r}")
-    dims = [_positive(p.strip()) for p in parts]
+    dims = [positive_int(p.strip()) for p in parts]
     return dims[0] if len(dims) == 1 else dims
 
 
@@ -65,10 +63,10 @@ def register(sub) -> None:
                    help="embedding dim (64), or one per table: 16,32,64,...")
     p.add_argument("--dtype", choices=["fp32", "fp16", "int8"], default="fp32",
                    help="row storage for cache sizes and traffic (fp32)")
-    p.add_argument("--batch-size", type=_positive, default=2048, metavar="B", help="samples per batch (2048)")
+    p.add_argument("--batch-size", type=positive_int, default=2048, metavar="B", help="samples per batch (2048)")
     p.add_argument("--sample-rate", type=_rate, metavar="R",
                    help="SHARDS rate for streams with over 1,024 distinct rows (default: automatic above threshold)")
-    p.add_argument("--shards-threshold", type=_positive, metavar="N", default=None,
+    p.add_argument("--shards-threshold", type=positive_int, metavar="N", default=None,
                    help="sample streams longer than N accesses (default 4,000,000)")
     p.add_argument("--budget", type=_bytes, metavar="BYTES",
                    help="memory budget for placement, e.g. 80G (default: 10%% of the touched rows)")
@@ -76,7 +74,7 @@ def register(sub) -> None:
                    help="samples/s for the bandwidth-needed figure (1e6)")
     p.add_argument("--no-measure", action="store_true", help="skip the torch bandwidth measurement")
     p.add_argument("--device", metavar="DEV", help="torch device for the measurement (default: cuda if any)")
-    p.add_argument("--threads", type=_positive, default=1, metavar="N",
+    p.add_argument("--threads", type=positive_int, default=1, metavar="N",
                    help="torch CPU threads for the measurement (1: steadiest on a shared machine)")
     add_quiet(p)
 

@@ -7,7 +7,14 @@ import json
 import math
 import sys
 
-from tracegen.commands._common import add_command, add_output_args, check_not_input, input_file
+from tracegen.commands._common import (
+    add_command,
+    add_output_args,
+    check_not_input,
+    input_file,
+    nonneg_int,
+    positive_int,
+)
 from tracegen.errors import TracegenError
 
 ORDER = 25
@@ -158,34 +165,11 @@ def _share(text: str) -> float:
     return v
 
 
-def _integer(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-
-
-def _count(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    v = _integer(text)
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
-    return v
-
-
 def _cardinality(text: str) -> int:
     """argparse type: rows of a table, an integer in [1, 2**62)."""
-    v = _count(text)
+    v = positive_int(text)
     if v >= 1 << 62:
         raise argparse.ArgumentTypeError(f"must be < 2**62, got {text}")
-    return v
-
-
-def _index(text: str) -> int:
-    """argparse type: an integer >= 0."""
-    v = _integer(text)
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
     return v
 
 
@@ -197,10 +181,10 @@ def register(sub) -> None:
     src.add_argument("--family", choices=["zipf", "uniform", "lognormal", "powerlaw"],
                      help="a parametric table")
     loc = p.add_argument_group("locality stats")
-    loc.add_argument("--table", type=_index, metavar="K", help="record index in the stats file (from 0)")
-    loc.add_argument("--batch-size", type=_count, metavar="B",
+    loc.add_argument("--table", type=nonneg_int, metavar="K", help="record index in the stats file (from 0)")
+    loc.add_argument("--batch-size", type=positive_int, metavar="B",
                      help="samples per batch (default: the published one)")
-    loc.add_argument("--pooling", type=_count, metavar="L",
+    loc.add_argument("--pooling", type=positive_int, metavar="L",
                      help="ids per sample (default: published indices / (batch size x tables))")
     loc.add_argument("--carry", choices=["independent", "persistent"],
                      help="rows across batches: drawn afresh (independent, the default) or with a fixed "

@@ -5,20 +5,9 @@ from __future__ import annotations
 import argparse
 import inspect
 
-from tracegen.commands._common import add_command, check_device, nonneg_int, positive_float, seed_int
+from tracegen.commands._common import add_command, check_device, nonneg_int, positive_float, positive_int, seed_int
 
 ORDER = 60
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1 (``--epochs 0`` is refused, not read as "the default")."""
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
-    return v
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

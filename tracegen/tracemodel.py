@@ -448,6 +448,7 @@ def _class_stack_node(
     )
     share = acc.sum(0)
     acc_drawn = acc - repeats
+    near = _nearest_live_bins(acc)
     joint = jp.sum(0)
 
     def binned(h):
@@ -475,8 +476,8 @@ def _class_stack_node(
         "budget_slack": budget_slack,
         "coupling": DEFAULT_COUPLING,
         "classes": classes,
-        "mix": _mix_rows(acc, share),
-        "cold": _cold_rows(cold, acc_drawn),
+        "mix": _mix_rows(acc[near], share),
+        "cold": _cold_rows(cold[near], acc_drawn[near]),
         "repeat": [float(v) for v in rep],
     }
 
@@ -841,6 +842,22 @@ def _cold_rows(cold: np.ndarray, acc: np.ndarray) -> list[list[float]]:
     with np.errstate(divide="ignore", invalid="ignore"):
         q = np.where(acc > 0, cold / np.maximum(acc, 1), 0.0)
     return [[float(min(1.0, max(0.0, v))) for v in row] for row in q]
+
+
+def _nearest_live_bins(acc: np.ndarray) -> np.ndarray:
+    """Per time bin, itself if it holds accesses, else the nearest bin that does (the later one on a tie).
+
+    A bin without any access (a feature absent from the first samples, say) still gets accesses in a
+    twin, whose bag lengths do not depend on time; with no class mix and cold rates of its own its ids
+    could only repeat the first one (LRU MRC error 0.11 with the first 12.5% of the bags empty).
+    """
+    t = np.arange(acc.shape[0])
+    live = np.flatnonzero(acc.sum(axis=1) > 0)
+    if live.shape[0] in (0, acc.shape[0]):
+        return t
+    j = np.clip(np.searchsorted(live, t), 0, live.shape[0] - 1)
+    before = live[np.maximum(j - 1, 0)]
+    return np.where(np.abs(before - t) < np.abs(live[j] - t), before, live[j])
 
 
 def fit_dense(dense: np.ndarray, k: int, n_quantiles: int = 64) -> dict:

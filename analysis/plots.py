@@ -37,6 +37,44 @@ def _save(fig, path: Path) -> str:
     return os.fspath(path)
 
 
+def _no_access(mr) -> bool:
+    """Whether a miss-ratio curve is that of a stream without accesses: no points, or 0 everywhere (a stream
+    with any access has a cold miss, so its miss ratio is positive at every cache size)."""
+    m = np.asarray(mr, dtype=np.float64)
+    return m.size == 0 or not np.any(m > 0)
+
+
+def table_curves_drawn(table_curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]
+                       ) -> tuple[dict[str, dict[str, tuple[np.ndarray, np.ndarray]]], list[str]]:
+    """The per-table curves :func:`mrc` draws, and notes on those left out.
+
+    A table without accesses has no miss-ratio curve (drawn, it would sit at 0 like a perfect cache): its
+    curve is left out, noted ``"t1: no accesses"`` (``"t1: no accesses in synth"`` when only one
+    trace's table is empty).
+    """
+    kept: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
+    gone: list[str] = []
+    notes: list[str] = []
+    for table, per_trace in table_curves.items():
+        empty = [label for label, (_, mr) in per_trace.items() if _no_access(mr)]
+        live = {label: c for label, c in per_trace.items() if label not in empty}
+        if live:
+            kept[table] = live
+        if empty and not live:
+            gone.append(table)
+        elif empty:
+            notes.append(f"{table}: no accesses in {', '.join(empty)}")
+    return kept, _no_access_note(gone) + notes
+
+
+def _no_access_note(tables: list[str], most: int = 6) -> list[str]:
+    """``["t1: no accesses"]``, ``["t1, t2: no accesses"]``, ... (at most ``most`` names, then a count)."""
+    if not tables:
+        return []
+    shown = ", ".join(tables[:most]) + (f" and {len(tables) - most} more" if len(tables) > most else "")
+    return [f"{shown}: no accesses"]
+
+
 def mrc(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray]], lines_per_byte: float | None,
         table_curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] | None = None,
         title: str = "") -> str:
@@ -44,10 +82,15 @@ def mrc(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray]], lines_per_
 
     ``curves`` maps a trace label to ``(sizes in bytes, miss ratio)`` of the shared cache (with
     ``lines_per_byte`` the top axis shows 64-byte lines); ``table_curves`` maps a table name to such a dict
-    in rows. Traces differ by line style (solid, dashed, ...), tables by colour.
+    in rows. Traces differ by line style (solid, dashed, ...), tables by colour. Tables without accesses
+    are left out and named in the per-table panel's title (:func:`table_curves_drawn`).
     """
     plt = _pyplot()
-    n = 2 if table_curves else 1
+    notes: list[str] = []
+    if table_curves:
+        table_curves, notes = table_curves_drawn(table_curves)
+        table_curves = table_curves or {}
+    n = 2 if table_curves or notes else 1
     fig, axes = plt.subplots(1, n, figsize=(6.5 * n, 4.5), squeeze=False, layout="constrained")
     ax = axes[0, 0]
     for i, (label, (sizes, mr)) in enumerate(curves.items()):
@@ -68,7 +111,7 @@ def mrc(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray]], lines_per_
         top.set_xlabel("cache size (64-byte lines; rows start on a line)")
     ax.legend()
     ax.grid(True, which="major", alpha=0.3)
-    if table_curves:
+    if n == 2:
         ax2 = axes[0, 1]
         for k, (table, per_trace) in enumerate(table_curves.items()):
             for i, (label, (sizes, mr)) in enumerate(per_trace.items()):
@@ -78,8 +121,10 @@ def mrc(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray]], lines_per_
         ax2.set_xlabel("LRU cache size (rows)")
         ax2.set_ylabel("miss ratio (fraction of accesses)")
         ax2.set_ylim(0, 1.02)
-        ax2.set_title("One cache per table (largest tables)")
-        ax2.legend(fontsize="small")
+        ax2.set_title("One cache per table (largest tables)" + ("\n(not drawn: " + "; ".join(notes) + ")"
+                                                                 if notes else ""))
+        if table_curves:
+            ax2.legend(fontsize="small")
         ax2.grid(True, which="major", alpha=0.3)
     if title:
         fig.suptitle(title)
@@ -141,18 +186,48 @@ def footprint_over_time(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarr
     return _save(fig, path)
 
 
+def bar_tables_drawn(names: Sequence[str], series: dict[str, Sequence[float]]
+                     ) -> tuple[list[str], dict[str, list[float]], list[str]]:
+    """The tables and bar heights :func:`table_bars` draws, and notes on those left out.
+
+    ``series``: the first is the reference (allocated bytes), each other one measured on a trace (bytes
+    touched): 0 there means the table had no accesses in that trace. Such a table is left out when no
+    trace touched it (noted ``"t1: no accesses"``); when only some did, the zero bars are not drawn
+    (``"t1: no accesses in touched (synth)"``). Zero heights become NaN: a log axis has no 0, and a bar
+    at a tiny floor would read as a real figure.
+    """
+    labels = list(series)
+    vals = {lab: np.asarray(series[lab], dtype=np.float64) for lab in labels}
+    measured = labels[1:]
+    keep, gone, notes = [], [], []
+    for j, name in enumerate(names):
+        zero = [lab for lab in measured if not vals[lab][j] > 0]
+        if measured and len(zero) == len(measured):
+            gone.append(name)
+            continue
+        if zero:
+            notes.append(f"{name}: no accesses in {', '.join(zero)}")
+        keep.append(j)
+    out = {lab: [float(v) if v > 0 else float("nan") for v in vals[lab][keep]] for lab in labels}
+    return [names[j] for j in keep], out, _no_access_note(gone) + notes
+
+
 def table_bars(path: Path, names: Sequence[str], series: dict[str, Sequence[float]], ylabel: str,
                title: str) -> str:
-    """Grouped bars per table, log y (bytes)."""
+    """Grouped bars per table, log y (bytes); tables without accesses are left out and named in the title
+    (:func:`bar_tables_drawn`)."""
     plt = _pyplot()
+    names, series, notes = bar_tables_drawn(names, series)
+    if notes:
+        title = f"{title}\n(not drawn: {'; '.join(notes)})"
     fig, ax = plt.subplots(figsize=(min(max(6.5, 0.12 * len(names) * len(series) + 2), 14.0), 4.5),
                            layout="constrained")
     x = np.arange(len(names))
     w = 0.8 / max(len(series), 1)
     lo = np.inf
     for i, (label, vals) in enumerate(series.items()):
-        v = np.maximum(np.asarray(vals, dtype=np.float64) / MiB, 1e-6)
-        lo = min(lo, float(v.min())) if v.size else lo
+        v = np.asarray(vals, dtype=np.float64) / MiB
+        lo = min(lo, float(np.nanmin(v))) if np.any(np.isfinite(v)) else lo
         ax.bar(x + (i - (len(series) - 1) / 2) * w, v, w, label=label)
     ax.set_xticks(x)
     ax.set_xticklabels(names, rotation=90 if len(names) > 8 else 0, fontsize="small")

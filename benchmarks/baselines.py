@@ -55,7 +55,9 @@ def fbgemm_available() -> str | None:
         import importlib.util
 
         if importlib.util.find_spec("fbgemm_gpu") is None:
-            return "fbgemm_gpu is not installed (pip install fbgemm-gpu-cpu==1.8.0 --no-deps click pyyaml)"
+            return ("fbgemm_gpu is not installed (pip install --no-deps fbgemm-gpu-cpu==1.8.0 torchrec==1.8.0, "
+                    "then pip install -c constraints.txt tensordict torchmetrics==1.0.3 pyre-extensions iopath "
+                    "click pyyaml)")
     except (ImportError, ValueError) as e:
         return f"fbgemm_gpu cannot be imported ({e})"
     r = subprocess.run([sys.executable, "-m", "fbgemm_gpu.tbe.bench.eeg_cli", "--help"], capture_output=True,

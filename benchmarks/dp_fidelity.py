@@ -28,15 +28,18 @@ from tracegen.tracemodel import TraceModel, fidelity  # noqa: E402
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", nargs="*", help="substrings of trace names to run")
+    ap.add_argument("--only", nargs="*", help="substrings of the trace names printed (those of "
+                    "quick_fidelity.py: arc-OLTP, arc-P3, cloudphysics-lbn, criteo-hillview, criteo-deepctr, "
+                    "planted-zipf-recency) to run")
     ap.add_argument("--max-accesses", type=int, default=1_000_000, help="cut long traces (P3) to this")
     ap.add_argument("--epsilons", type=float, nargs="*", default=[0.5, 1.0, 4.0])
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args(argv)
     keys = ("mrc_mean", "mrc_max", "top1", "top10", "footprint")
+    traces = load(args.only, args.max_accesses)  # exits 2 when --only matches no trace
     print("| trace | epsilon | MRC mean | MRC max | top-1% | top-10% | footprint | fit s |")
     print("|---|---|---|---|---|---|---|---|")
-    for name, real in load(args.only, args.max_accesses):
+    for name, real in traces:
         for eps in args.epsilons:
             rows, secs = [], []
             for _ in range(args.repeats):

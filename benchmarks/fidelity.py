@@ -110,6 +110,22 @@ def load_traces(data: pathlib.Path, max_accesses: int, only: list[str] | None) -
     return out
 
 
+def trace_names(data: pathlib.Path) -> list[str]:
+    """The names ``--only`` matches against: the traces present under ``data`` and the planted ones."""
+    names = []
+    if (data / "arc" / "arc_OLTP_P3.npz").exists():
+        names += ["arc-OLTP", "arc-P3"]
+    if (data / "cloudphysics" / "cloudPhysicsIO.csv").exists():
+        names.append("cloudphysics")
+    for fname, name in (("deepctr_criteo_sample.txt", "criteo-deepctr"),
+                        ("hillview_criteoTab.csv", "criteo-hillview")):
+        if (data / "criteo_samples" / fname).exists():
+            names.append(name)
+    import probes
+
+    return names + ["planted-zipf", "planted-drift", "planted-criteo", *probes.probes()]
+
+
 # ---- generators ---------------------------------------------------------------------------------
 def per_table(real: Trace, gen) -> Trace:
     """Apply an id generator table by table, keeping the real bag lengths."""
@@ -140,12 +156,17 @@ def _fbgemm_or_none(ids: np.ndarray, n: int):
 
 
 # ---- metrics ------------------------------------------------------------------------------------
+NON_LRU_SKIPPED = "FIFO/LFU/ARC skipped: libcachesim not installed"
+
+
 def _cachesim():
-    try:
-        from tracegen.cachesim import miss_ratios
-    except ImportError:
+    """``tracegen.cachesim.miss_ratios``, or None when the optional ``libcachesim`` is not importable
+    (``tracegen.cachesim`` itself always imports; it raises only when a replay is asked for)."""
+    from tracegen import cachesim
+
+    if not cachesim.available():
         return None
-    return miss_ratios
+    return cachesim.miss_ratios
 
 
 _REAL_MR: dict = {}  # (id of the real array, policy) -> (sizes, miss ratios): real traces replayed once
@@ -284,14 +305,19 @@ def main(argv=None) -> int:
     data = pathlib.Path(args.data)
     traces = load_traces(data, args.max_accesses, args.only)
     if not traces:
+        if args.only:
+            print(f"no trace matches --only {' '.join(args.only)} (names: {', '.join(trace_names(data))})",
+                  file=sys.stderr)
+            return 2
         print(f"no traces found under {data}", file=sys.stderr)
         return 1
     fb_reason = "--no-fbgemm" if args.no_fbgemm else baselines.fbgemm_available()
     if fb_reason:
         print(f"fbgemm baseline skipped: {fb_reason}", file=sys.stderr)
-    if not args.no_non_lru and _cachesim() is None:
-        print("FIFO/LFU/ARC skipped: tracegen.cachesim.miss_ratios is not available", file=sys.stderr)
     non_lru = not args.no_non_lru
+    if non_lru and _cachesim() is None:
+        print(NON_LRU_SKIPPED, file=sys.stderr)
+        non_lru = False  # their columns print "-"
     gens = {
         "ours": lambda real: ours(real, args.seed),
         "iid-sd": lambda real: per_table(real, lambda x, n: baselines.iid_stack_distances(x, n, args.seed)),

@@ -47,56 +47,78 @@ def planted(n: int = 500_000, u: int = 50_000, seed: int = 0) -> np.ndarray:
     return ids.astype(np.int64)
 
 
+CRITEO = (
+    ("criteo-hillview", "criteo-tsv", "hillview_criteoTab.csv"),
+    ("criteo-deepctr", "criteo-csv", "deepctr_criteo_sample.txt"),
+)
+
+
+def trace_names() -> list[str]:
+    """The row names ``--only`` matches (substrings, case-insensitive): traces present, and the planted one."""
+    names = []
+    if (DATA / "arc" / "arc_OLTP_P3.npz").exists():
+        names += ["arc-OLTP", "arc-P3"]
+    if (DATA / "cloudphysics" / "cloudPhysicsIO.csv").exists():
+        names.append("cloudphysics-lbn")
+    names += [name for name, _, fn in CRITEO if (DATA / "criteo_samples" / fn).exists()]
+    return names + ["planted-zipf-recency"]
+
+
+def select(only: list[str] | None) -> list[str]:
+    """The names of :func:`trace_names` that ``--only`` picks; exits 2 naming them when it picks none."""
+    names = trace_names()
+    if not only:
+        return names
+    picked = [n for n in names if any(o.lower() in n.lower() for o in only)]
+    if not picked:
+        sys.stderr.write(f"no trace matches --only {' '.join(only)} (names: {', '.join(names)})\n")
+        sys.exit(2)
+    return picked
+
+
 def load(only: list[str] | None, max_acc: int) -> list[tuple[str, Trace]]:
+    """The traces whose printed row names contain one of the ``only`` substrings (all when empty)."""
     out = []
+    picked = set(select(only))
 
     def want(name):
-        return not only or any(o.lower() in name.lower() for o in only)
+        return name in picked
 
     arc = DATA / "arc" / "arc_OLTP_P3.npz"
     if arc.exists():
         z = np.load(arc)
         for key in ("OLTP", "P3"):
-            if want(key):
+            if want(f"arc-{key}"):
                 out.append((f"arc-{key}", Trace.single(z[key][:max_acc].astype(np.int64))))
     cp = DATA / "cloudphysics" / "cloudPhysicsIO.csv"
-    if cp.exists() and want("cloudphysics"):
+    if cp.exists() and want("cloudphysics-lbn"):
         with open(cp) as f:
             ids = np.array([int(r["lbn"]) for r in csv.DictReader(f)], np.int64)
         _, inv = np.unique(ids, return_inverse=True)
         out.append(("cloudphysics-lbn", Trace.single(inv.astype(np.int64))))
-    for name, fmt, fn in (
-        ("criteo-hillview", "criteo-tsv", "hillview_criteoTab.csv"),
-        ("criteo-deepctr", "criteo-csv", "deepctr_criteo_sample.txt"),
-    ):
+    for name, fmt, fn in CRITEO:
         p = DATA / "criteo_samples" / fn
         if p.exists() and want(name):
             from tracegen import formats
 
             out.append((name, formats.read(p, fmt)))
-    if want("planted"):
+    if want("planted-zipf-recency"):
         out.append(("planted-zipf-recency", Trace.single(planted())))
     return out
 
 
-def miss_ratio(ids: np.ndarray, policy: str, size: int) -> float:
-    """Miss ratio of ``policy`` (libCacheSim) at one size: tracegen.cachesim, else a Python loop."""
-    try:
-        from tracegen.cachesim import miss_ratios
-    except ImportError:
-        miss_ratios = None
-    if miss_ratios is not None:
-        return float(np.asarray(miss_ratios(ids, policy, [size]))[0])
-    import libcachesim as lcs
+def have_cachesim() -> bool:
+    """Whether the optional ``libcachesim`` (FIFO/LFU/ARC replay) can be imported."""
+    from tracegen import cachesim
 
-    cache = getattr(lcs, policy)(cache_size=max(int(size), 1))
-    r = lcs.Request()
-    r.obj_size = 1
-    miss = 0
-    for x in ids.tolist():
-        r.obj_id = x
-        miss += not cache.get(r)
-    return miss / max(ids.shape[0], 1)
+    return cachesim.available()
+
+
+def miss_ratio(ids: np.ndarray, policy: str, size: int) -> float:
+    """Miss ratio of ``policy`` (libCacheSim, through :mod:`tracegen.cachesim`) at one size."""
+    from tracegen.cachesim import miss_ratios
+
+    return float(np.asarray(miss_ratios(ids, policy, [size]))[0])
 
 
 def non_lru(real: Trace, syn: Trace, max_ids: int) -> dict:
@@ -126,7 +148,8 @@ def summarize(real: Trace, f: dict) -> tuple[dict, dict]:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", nargs="*", help="substrings of trace names to run")
+    ap.add_argument("--only", nargs="*", help="substrings of the trace names printed (arc-OLTP, arc-P3, "
+                    "cloudphysics-lbn, criteo-hillview, criteo-deepctr, planted-zipf-recency) to run")
     ap.add_argument("--max-accesses", type=int, default=1_000_000, help="cut long traces (P3) to this")
     ap.add_argument(
         "--non-lru-max",
@@ -140,12 +163,17 @@ def main(argv=None) -> int:
         "--time-bins", type=int, default=None, help="TraceModel n_time_bins (default: the model's default)"
     )
     args = ap.parse_args(argv)
+    traces = load(args.only, args.max_accesses)
+    no_non_lru = args.no_non_lru
+    if not no_non_lru and not have_cachesim():
+        print("FIFO/LFU/ARC skipped: libcachesim not installed", file=sys.stderr)
+        no_non_lru = True
     print(
         "| trace | fit | tables | accesses | MRC mean | MRC max | top-1% | top-10% | footprint | bag TV "
         "| FIFO | LFU | ARC | fit s | sample s |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for name, real in load(args.only, args.max_accesses):
+    for name, real in traces:
         base = {} if args.time_bins is None else {"n_time_bins": args.time_bins}
         fits = [("ours", base)] + (
             [(f"dp eps={e:g}", {**base, "epsilon": e}) for e in (0.5, 1.0, 4.0)] if args.dp else []
@@ -158,11 +186,9 @@ def main(argv=None) -> int:
             t2 = time.perf_counter()
             f = fidelity(real, syn)
             mean, worst = summarize(real, f)
-            nl = (
-                {p: float("nan") for p in POLICIES}
-                if args.no_non_lru
-                else non_lru(real, syn, args.non_lru_max)
-            )
+            nl = {p: "-" for p in POLICIES} if no_non_lru else {
+                p: f"{v:.4f}" for p, v in non_lru(real, syn, args.non_lru_max).items()
+            }
 
             def cell(k, mean=mean, worst=worst, one=real.n_tables == 1):
                 return f"{mean[k]:.4f}" if one else f"{mean[k]:.4f} ({worst[k]:.3f})"
@@ -170,7 +196,7 @@ def main(argv=None) -> int:
             print(
                 f"| {name} | {label} | {real.n_tables} | {real.n_accesses} | {cell('mrc_mean')} | "
                 f"{cell('mrc_max')} | {cell('top1')} | {cell('top10')} | {cell('footprint')} | "
-                f"{cell('bag_tv')} | {nl['FIFO']:.4f} | {nl['LFU']:.4f} | {nl['ARC']:.4f} | "
+                f"{cell('bag_tv')} | {nl['FIFO']} | {nl['LFU']} | {nl['ARC']} | "
                 f"{t1 - t0:.1f} | {t2 - t1:.1f} |",
                 flush=True,
             )

@@ -38,16 +38,25 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--accesses", type=int, default=10_000_000, help="about this many accesses (10M)")
     ap.add_argument("--no-vs", action="store_true", help="skip the --vs run")
-    ap.add_argument("--keep", metavar="DIR", help="write the trace and reports here instead of a temp dir")
+    ap.add_argument("--keep", metavar="DIR", help="write the trace and reports here and keep them "
+                    "(default: a temporary folder, removed at exit)")
     args = ap.parse_args()
+    if args.keep:
+        os.makedirs(args.keep, exist_ok=True)
+        _bench(args, args.keep)
+        print(f"reports in {args.keep}")
+    else:  # the trace and reports (hundreds of MB at the default size) are removed at exit
+        with tempfile.TemporaryDirectory(prefix="tracegen-bench-report-") as work:
+            _bench(args, work)
 
+
+def _bench(args, work: str) -> None:
+    """Write the planted trace into ``work``, time the baseline and the report command(s)."""
     import numpy as np
 
     from analysis import locality as aloc
     from tracegen import formats, locality, synth
 
-    work = args.keep or tempfile.mkdtemp(prefix="tracegen-bench-report-")
-    os.makedirs(work, exist_ok=True)
     per_sample = 23 + 3 * 3.0  # 23 one-hot tables + 3 multi-hot tables of mean bag 3
     n = max(int(args.accesses / per_sample), 1)
     t0 = time.perf_counter()
@@ -76,7 +85,6 @@ def main() -> None:
         formats.write(synth.planted_trace(n, seed=1), other, "npz", force=True)
         dt = _run(["report", path, "--vs", other, "-o", out + "-vs", "--force", "-q"])
         print(f"tracegen report TRACE --vs OTHER: {dt:.1f} s wall ({dt / base:.1f}x baseline)")
-    print(f"reports in {work}")
 
 
 if __name__ == "__main__":

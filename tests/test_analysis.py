@@ -298,3 +298,70 @@ def test_shared_sized_mixed_dims(small):
         assert s.miss_ratio([c])[0] == naive.lru_size_miss_ratio(ids.tolist(), size_of, c)
     lines = loc.shared_sized_locality(small, [2, 40], unit="lines", batch_size=2)  # 1 and 3 lines per row
     assert lines.unit == "lines" and lines.miss_ratio([10**6])[0] == pytest.approx(7 / 12)
+
+
+# ---- plots: tables without accesses ---------------------------------------------------------------------
+
+def _stream_mrc(table: Table, max_rows: int = 64):
+    """``analysis.locality.mrc_points`` of one table's stream, as the report computes its per-table curves."""
+    s = loc.trace_locality(Trace([table]), dim=4, batch_size=2).tables[0]
+    return loc.mrc_points(s, max_rows)
+
+
+@pytest.fixture
+def capture_figure(monkeypatch):
+    """The figure a plots function draws, instead of a PNG."""
+    from analysis import plots
+
+    figs = []
+
+    def keep(fig, path):
+        figs.append(fig)
+        return str(path)
+
+    monkeypatch.setattr(plots, "_save", keep)
+    yield figs
+    import matplotlib.pyplot as plt
+
+    for f in figs:
+        plt.close(f)
+
+
+def test_mrc_leaves_out_tables_without_accesses(small, capture_figure):
+    from analysis import plots
+
+    empty = Table.from_lengths("t9", np.zeros(0, np.int64), np.zeros(6, np.int64), 5)
+    curves = {"t0": {"real": _stream_mrc(small.tables[0])}, "t9": {"real": _stream_mrc(empty)}}
+    assert not np.any(curves["t9"]["real"][1] > 0)  # what made it look like a perfect cache
+    kept, notes = plots.table_curves_drawn(curves)
+    assert list(kept) == ["t0"] and notes == ["t9: no accesses"]
+    # with two traces, a table empty in only one keeps the other's curve
+    both = {"t0": {"real": curves["t0"]["real"], "synth": curves["t9"]["real"]}}
+    kept, notes = plots.table_curves_drawn(both)
+    assert list(kept["t0"]) == ["real"] and notes == ["t0: no accesses in synth"]
+
+    shared = {"real": (np.array([256.0, 512.0]), np.array([0.8, 0.5]))}
+    plots.mrc("unused.png", shared, None, curves)
+    ax2 = capture_figure[-1].axes[1]
+    assert [ln.get_label() for ln in ax2.get_lines()] == ["t0"]
+    assert "t9: no accesses" in ax2.get_title()
+
+
+def test_table_bars_leave_out_tables_without_accesses(capture_figure):
+    from analysis import plots
+
+    names = ["t0", "t1", "t2"]
+    series = {"allocated fp32": [4096.0, 2048.0, 1024.0], "touched (real)": [512.0, 0.0, 256.0],
+              "touched (synth)": [256.0, 0.0, 0.0]}
+    drawn, heights, notes = plots.bar_tables_drawn(names, series)
+    assert drawn == ["t0", "t2"]
+    assert notes == ["t1: no accesses", "t2: no accesses in touched (synth)"]
+    assert heights["allocated fp32"] == [4096.0, 1024.0] and heights["touched (real)"] == [512.0, 256.0]
+    assert heights["touched (synth)"][0] == 256.0 and np.isnan(heights["touched (synth)"][1])
+
+    plots.table_bars("unused.png", names, series, "bytes (MiB, log)", "Per-table footprint")
+    ax = capture_figure[-1].axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["t0", "t2"]
+    assert "t1: no accesses" in ax.get_title()
+    h = sorted(p.get_height() for p in ax.patches if np.isfinite(p.get_height()))
+    assert h[0] == 256.0 / 2**20  # no bar at a made-up floor

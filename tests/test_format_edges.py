@@ -305,3 +305,10 @@ def test_dense_values_beyond_int32_saturate_in_x_int(tmp_path, to):
     assert x_int.dtype == np.int32
     # float32 holds 2147483000 as 2147483008 and 3e9 saturates at the int32 maximum; never negative
     assert x_int[:, 0].tolist() == [2147483647, 2147483008, 5, 0]
+
+
+def test_dlrm_npz_error_tells_an_empty_table_from_a_multi_hot_one(tmp_path):
+    t0 = Table.one_hot("C1", np.array([0, 1, 0, 2]), 3)
+    empty = Table.from_lengths("C3", np.array([], np.int64), np.zeros(4, np.int64), 1)
+    with pytest.raises(TracegenError, match="but table C3 has samples with no id; write npz"):
+        formats.write(Trace([t0, empty]), tmp_path / "o.npz", fmt="dlrm-npz")

@@ -403,7 +403,7 @@ def test_profile_cli(tmp_path, rng, capsys):
     src = tmp_path / "t.npz"
     formats.write(tr, src)
     out = tmp_path / "p.json"
-    assert main(["profile", str(src), "-o", str(out), "--row-bytes", "256", "-q"]) == 0
+    assert main(["profile", str(src), "-o", str(out), "--row-bytes", "256"]) == 0
     text = capsys.readouterr().out
     assert "(shared)" in text and "hit@100" in text
     p = json.loads(out.read_text())

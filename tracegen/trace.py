@@ -198,21 +198,25 @@ class Trace:
                      dense=None if self.dense is None else self.dense[start:stop],
                      labels=None if self.labels is None else self.labels[start:stop])
 
+    def not_one_hot(self) -> str:
+        """Which tables keep the trace from being one-hot, for error messages ("" when it is one-hot)."""
+        bad = [t for t in self.tables if not t.is_one_hot]
+        multi = [t.name for t in bad if t.n_samples and int(t.lengths.max()) > 1]
+        empty = [t.name for t in bad if t.name not in multi]
+        what = []
+        if multi:
+            many = len(multi) > 1
+            what.append(f"table{'s' if many else ''} {', '.join(multi[:5])} {'are' if many else 'is'} multi-hot")
+        if empty:
+            many = len(empty) > 1
+            what.append(f"table{'s' if many else ''} {', '.join(empty[:5])} {'have' if many else 'has'} samples "
+                        "with no id")
+        return " and ".join(what)
+
     def to_dense_ids(self) -> np.ndarray:
         """``(B, T)`` int64 ids of a one-hot trace (the DLRM ``X_cat`` layout)."""
         if not self.is_one_hot:
-            bad = [t for t in self.tables if not t.is_one_hot]
-            multi = [t.name for t in bad if t.n_samples and int(t.lengths.max()) > 1]
-            empty = [t.name for t in bad if t.name not in multi]
-            what = []
-            if multi:
-                many = len(multi) > 1
-                what.append(f"table{'s' if many else ''} {', '.join(multi[:5])} {'are' if many else 'is'} multi-hot")
-            if empty:
-                many = len(empty) > 1
-                what.append(f"table{'s' if many else ''} {', '.join(empty[:5])} {'have' if many else 'has'} samples "
-                            "with no id")
-            raise TracegenError(f"{' and '.join(what)}; X_cat needs one id per sample per table")
+            raise TracegenError(f"{self.not_one_hot()}; X_cat needs one id per sample per table")
         out = np.empty((self.n_samples, self.n_tables), dtype=np.int64)
         for j, t in enumerate(self.tables):
             out[:, j] = t.values

@@ -102,7 +102,8 @@ def convert(
     write_opts: dict | None = None,
     progress: bool | None = None,
 ) -> dict:
-    """Convert ``src`` to ``dst``; returns ``{"from", "to", "samples", "tables", "accesses"}``."""
+    """Convert ``src`` to ``dst``; returns ``{"from", "to", "samples", "tables", "accesses"}`` of what was
+    written (a single-table format writes one table, also named under ``"table"``: a name or ``"all"``)."""
     from tracegen import formats
     from tracegen._util import check_output
     from tracegen._util import progress as bar
@@ -122,7 +123,13 @@ def convert(
 
             raise TracegenError(f"{fmt} reader takes no option {', '.join(map(repr, sorted(unknown)))}", src)
         rows = convert_criteo(src, fmt, dst, to, force=force, progress=progress, **read_opts, **write_opts)
-        return {"from": fmt, "to": to, "samples": rows, "tables": 26, "accesses": 26 * rows}
+        info = {"from": fmt, "to": to, "samples": rows, "tables": 26, "accesses": 26 * rows}
+        table = write_opts.get("table")
+        if isinstance(table, str) and table.isdigit():
+            from tracegen.trace import default_names
+
+            table = default_names(26)[int(table)]
+        return _written(info, formats.FORMATS[to], table, rows)  # one-hot: a table has `rows` accesses
     if fmt == "npz":
         read_opts.setdefault("validate", True)  # conversion touches every id anyway
     trace = formats.read(src, fmt, **read_opts)
@@ -133,6 +140,14 @@ def convert(
         "tables": trace.n_tables,
         "accesses": trace.n_accesses,
     }
+    table = write_opts.get("table")
+    if formats.FORMATS[to].single_table and table is not None and table != "all":
+        from tracegen.formats._common import one_table
+
+        picked = one_table(trace, dst, table, to)  # a lookup; names a missing table before any work
+        info = _written(info, formats.FORMATS[to], picked.name, picked.n_accesses)
+    else:
+        info = _written(info, formats.FORMATS[to], table, None)
     if trace.n_accesses <= STREAM_ABOVE or formats.FORMATS[to].stream_writer is None:
         formats.write(trace, dst, to, force=force, **write_opts)
         return info
@@ -150,6 +165,17 @@ def convert(
     return info
 
 
+def _written(info: dict, fmt, table, accesses: int | None) -> dict:
+    """``info`` describing what a single-table format wrote: one table (``table``: its name, or ``all``
+    for every table flattened into one) of ``accesses`` accesses; other formats write every table."""
+    if not fmt.single_table or table is None:
+        return info
+    info = dict(info, tables=1, table=str(table))
+    if table != "all" and accesses is not None:
+        info["accesses"] = int(accesses)
+    return info
+
+
 def run(args) -> int:
     """Convert a trace between formats (streaming for raw Criteo text and large traces)."""
     src = input_file(args.input)
@@ -163,10 +189,14 @@ def run(args) -> int:
         write_opts=write_options(args),
         progress=False if args.quiet else None,
     )
-    what = (
-        ""
-        if info["samples"] is None
-        else f": {info['samples']:,} samples, {info['tables']} tables, {info['accesses']:,} accesses"
-    )
+    if args.quiet:
+        return 0
+    if info["samples"] is None:
+        what = ""
+    elif "table" in info:  # a single-table format: one id sequence
+        which = "every table flattened" if info["table"] == "all" else info["table"]
+        what = f": {info['samples']:,} samples, 1 table ({which}), {info['accesses']:,} accesses"
+    else:
+        what = f": {info['samples']:,} samples, {info['tables']} tables, {info['accesses']:,} accesses"
     print(f"wrote {args.output} ({info['to']}, from {info['from']}){what}")
     return 0

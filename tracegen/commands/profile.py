@@ -106,12 +106,14 @@ def run(args) -> int:
     prof["path"] = path
     to_stdout = args.output == "-"
     text = sys.stderr if to_stdout else sys.stdout
+    quiet = getattr(args, "quiet", False)  # -q: only the JSON itself (with -o -) reaches stdout
     method = ("exact" if args.sample_rate is None
               else f"SHARDS rate {args.sample_rate:g}; exact up to {SHARDS_MIN_IDS:,} distinct ids")
-    print(f"{path}: {trace.n_tables} table(s), {trace.n_accesses:,} accesses ({method}; "
-          f"hit@C = LRU hit ratio with C rows)", file=text)
-    for line in summary_lines(prof):
-        print("  " + line, file=text)
+    if not quiet:
+        print(f"{path}: {trace.n_tables} table(s), {trace.n_accesses:,} accesses ({method}; "
+              f"hit@C = LRU hit ratio with C rows)", file=text)
+        for line in summary_lines(prof):
+            print("  " + line, file=text)
     if args.output:
         data = json.dumps(prof, indent=1)
         if to_stdout:
@@ -120,5 +122,6 @@ def run(args) -> int:
             with atomic_output(args.output, args.force, suffix=".json") as tmp:
                 with open(tmp, "w", encoding="utf-8") as f:
                     f.write(data + "\n")
-            print(f"wrote {args.output}", file=text)
+            if not quiet:
+                print(f"wrote {args.output}", file=text)
     return 0

@@ -8,8 +8,11 @@
   ``CriteoDataset`` also opens ``<raw stem>_day_count.npz`` (``total_per_file``, samples per day), so
   the writer adds ``<out stem>_day_count.npz`` (``days=7`` by default, ``days=0`` for none): run the
   reference with ``--raw-data-file=DIR/<out stem>.txt --processed-data-file=DIR/<out stem>.npz``.
-- ``mlperf-bin``: records of 40 int32 (``y``, 13 ``X_int``, 26 ``X_cat``), 160 bytes per sample, as
-  read by ``--mlperf-bin-loader``; table sizes from ``<stem>_fea_count.npz`` (written beside it).
+- ``mlperf-bin``: records of ``1 + 13 + T`` int32 (``y``, 13 ``X_int``, ``T`` ``X_cat`` ids), as read by
+  ``--mlperf-bin-loader``: 40 int32 (160 bytes) per sample for the 26 Criteo tables, the only ``T`` the
+  reference's loader reads (it hard-codes 26). The writer writes zeros for absent dense features and
+  labels, and the table sizes to ``<stem>_fea_count.npz`` beside the file; the reader takes ``T`` from
+  that file's ``counts`` (26 without it), so reading back a file with ``T != 26`` needs it.
 - ``dlrm-trace``: one line of ids separated by ``", "`` (``--data-trace-file``); ``dlrm-trace-bin``
   the same ids as raw little-endian uint64.
 - ``dlrm-dist`` (``dist_emb_j.log``): not a trace. Three lines: unique ids, stack distances
@@ -139,10 +142,9 @@ def read_dlrm_npz(path, *, names=None) -> Trace:
 
 def _one_hot_only(trace: Trace, path, fmt: str) -> None:
     if not trace.is_one_hot:
-        multi = [t.name for t in trace.tables if not t.is_one_hot]
         raise TracegenError(
-            f"{fmt} holds one id per sample per table but tables {', '.join(multi[:5])} are "
-            "multi-hot; write npz or tbe-pt, or pick one-hot tables",
+            f"{fmt} holds one id per sample per table but {trace.not_one_hot()}; write npz or tbe-pt, "
+            "or pick one-hot tables",
             path,
         )
 

@@ -9,6 +9,16 @@ Bytes per row of ``D`` values (:func:`row_bytes`), stated precisely:
 
 A table's size is ``cardinality * row_bytes`` (every row allocated, touched or not).
 
+**Raw keys.** Cache traces (oracle-general, lcs-csv, txt, npy, ...) hold raw 64-bit keys (block addresses,
+hashed object ids), read with ``cardinality = max id + 1``: that is an id range, not a number of rows. A
+table's ids are taken as raw keys (:func:`is_raw_keys`) when its cardinality is at least
+:data:`tracegen.tracemodel.SPARSE_KEYS` (2**40, the rule ``tracegen fit`` uses), or when the cardinality is
+only the id range (``max id + 1``) and exceeds :data:`RAW_KEY_RATIO` times the distinct ids (under 1/64 of
+the range is ever used: a declared table would not be that empty *and* end exactly on a touched id).
+:func:`densify_raw_keys` relabels such tables ``0..U-1`` by first appearance, so the table holds only its
+``U`` distinct ids; every footprint, locality and placement figure is invariant under that relabelling
+except the table size, which then counts the distinct ids.
+
 Vocabulary: **rows touched** are the distinct rows accessed; the **hot set** for a share ``f`` is the smallest
 number of rows that together receive at least ``f`` of the accesses (rows ranked by access count); the
 **working set** W(t, T) is the number of distinct rows in a window of ``T`` accesses (here non-overlapping
@@ -41,6 +51,8 @@ DTYPES: dict[str, tuple[int, int]] = {"fp32": (4, 0), "fp16": (2, 0), "int8": (1
 """dtype -> (bytes per element, extra bytes per row)."""
 
 FRACTIONS = (0.5, 0.9, 0.99)
+RAW_KEY_RATIO = 64
+"""An id range (``max id + 1``) over this many times the distinct ids is taken as raw keys, not rows."""
 
 
 def row_bytes(dim: int, dtype: str = "fp32") -> int:
@@ -70,6 +82,39 @@ def dims_for(trace: Trace, dim: int | Sequence[int]) -> list[int]:
         if d <= 0:
             raise TracegenError(f"embedding dim must be positive, got {d}")
     return dims
+
+
+def is_raw_keys(table: Table) -> bool:
+    """Whether ``table``'s ids are raw keys rather than row numbers (rule in the module docstring)."""
+    from tracegen.tracemodel import SPARSE_KEYS
+
+    card = int(table.cardinality)
+    if card >= SPARSE_KEYS:
+        return True
+    v = np.asarray(table.values)
+    if v.size == 0 or card != int(v.max()) + 1 or card <= RAW_KEY_RATIO:
+        return False
+    from tracegen.locality import dense_keys
+
+    return card > RAW_KEY_RATIO * dense_keys(v)[1]
+
+
+def densify_raw_keys(trace: Trace) -> tuple[Trace, list[str]]:
+    """``trace`` with every raw-key table (:func:`is_raw_keys`) relabelled ``0..U-1`` by first appearance
+    and its cardinality set to ``U``; also the names of the tables relabelled (``trace`` itself if none)."""
+    from tracegen.locality import dense_keys
+
+    tables, names = [], []
+    for t in trace.tables:
+        if is_raw_keys(t):
+            keys, u = dense_keys(t.values)
+            tables.append(Table(t.name, max(int(u), 1), keys, np.asarray(t.offsets, dtype=np.int64)))
+            names.append(t.name)
+        else:
+            tables.append(t)
+    if not names:
+        return trace, []
+    return Trace(tables, dense=trace.dense, labels=trace.labels), names
 
 
 # ---- per-stream primitives ----------------------------------------------------------------------------
@@ -270,12 +315,13 @@ def place(trace: Trace, budget_bytes: int, dim: int | Sequence[int] = 64, dtype:
     tables_kept: list[str] = []
     if granularity == "tables":
         acc = np.array([t.n_accesses for t in trace.tables], dtype=np.float64)
-        size = np.array([table_bytes(t.cardinality, d, dtype) for t, d in zip(trace.tables, dims)], np.int64)
-        order = np.argsort(-acc / np.maximum(size, 1), kind="stable")
+        # Python ints: a raw-key "cardinality" (up to 2**64) times the row bytes overflows int64
+        size = [table_bytes(t.cardinality, d, dtype) for t, d in zip(trace.tables, dims)]
+        order = np.argsort(-acc / np.maximum(np.array(size, dtype=np.float64), 1.0), kind="stable")
         used = kept = 0
         for j in order:
-            if used + int(size[j]) <= budget:
-                used += int(size[j])
+            if used + size[j] <= budget:
+                used += size[j]
                 kept += int(acc[j])
                 t = trace.tables[j]
                 rows_kept[t.name] = int(t.cardinality)

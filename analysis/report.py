@@ -171,6 +171,12 @@ def write_report(trace: Trace, out_dir: str | os.PathLike, vs: Trace | None = No
         raise TracegenError(f"need {len(traces)} distinct labels, got {labels}")
     for i, t in enumerate(traces):
         t.validate(None if sources is None else sources[i])
+    # raw 64-bit keys (cache traces): a table holds only its distinct ids, never the id range as rows
+    raw_keys = {}
+    for i, lab in enumerate(labels):
+        traces[i], raw_keys[lab] = fp.densify_raw_keys(traces[i])
+    trace = traces[0]
+    vs = traces[1] if vs is not None else None
     dims = fp.dims_for(trace, dim)
     if vs is not None:
         fp.dims_for(vs, dim)
@@ -214,6 +220,9 @@ def write_report(trace: Trace, out_dir: str | os.PathLike, vs: Trace | None = No
     sampling = {lab: {s.name: s.sample_rate for s in [*arrays[lab]["locality"].tables,
                                                       arrays[lab]["locality"].shared] if s.sample_rate < 1}
                 for lab in labels}
+    streams = {lab: [_stream_sampling(s, sample_rate, threshold)
+                     for s in [*arrays[lab]["locality"].tables, arrays[lab]["locality"].shared]
+                     if s.sample_rate < 1] for lab in labels}
     summary = {
         "tracegen_version": __version__, "title": title, "labels": labels,
         "sources": list(sources) if sources else None,
@@ -221,8 +230,10 @@ def write_report(trace: Trace, out_dir: str | os.PathLike, vs: Trace | None = No
                      "samples_per_second": float(samples_per_second), "budget_bytes": budget,
                      "cache_bytes": cache_bytes, "shards_threshold": int(threshold),
                      "sample_rate": None if sample_rate is None else float(sample_rate)},
-        "sampling": {"used": any(sampling.values()), "rates": sampling,
-                     "note": _sampling_note(sampling, threshold)},
+        "sampling": {"used": any(sampling.values()), "rates": sampling, "streams": streams,
+                     "note": _sampling_note(streams, threshold, sample_rate)},
+        "raw_key_tables": raw_keys,
+        "raw_key_note": _raw_key_note(raw_keys),
         "traces": per, "comparison": comparison, "measured": measured,
         "figures": list(FIGURES),
     }
@@ -256,21 +267,58 @@ def _dim_text(dims: list[int]) -> str:
     return f"D={dims[0]}" if len(set(dims)) == 1 else f"D={min(dims)}..{max(dims)} per table"
 
 
-def _sampling_note(sampling: dict, threshold: int) -> str:
+def _stream_sampling(s, sample_rate: float | None, threshold: int) -> dict:
+    """How a sampled stream's SHARDS rate came about: ``asked`` (--sample-rate, or threshold / N) and
+    ``raised`` when :func:`tracegen.locality.shards_rate` raised it to sample about 1,024 distinct rows."""
+    n = int(s.n_accesses)
+    asked = float(sample_rate) if sample_rate is not None else (threshold / n if n > threshold else 1.0)
+    rate = float(s.sample_rate)
+    return {"name": s.name, "accesses": n, "distinct": int(s.distinct), "rate": rate, "asked_rate": asked,
+            "forced": sample_rate is not None, "raised": rate > asked * (1 + 1e-9)}
+
+
+def _raw_key_note(raw_keys: dict) -> str | None:
+    used = {lab: names for lab, names in raw_keys.items() if names}
+    if not used:
+        return None
+    parts = "; ".join(f"{lab}: {', '.join(names[:8])}" + (" ..." if len(names) > 8 else "")
+                      for lab, names in used.items())
+    return ("Raw keys, not row numbers (an id range of 2**40 or more, or over "
+            f"{fp.RAW_KEY_RATIO} times the distinct ids): each such table's size is its distinct ids "
+            f"(relabelled 0..U-1 by first appearance), not the id range: {parts}.")
+
+
+def _sampling_note(streams: dict, threshold: int, sample_rate: float | None = None) -> str:
     from tracegen.locality import SHARDS_MIN_IDS
 
-    used = {lab: r for lab, r in sampling.items() if r}
+    used = {lab: r for lab, r in streams.items() if r}
     if not used:
+        if sample_rate is not None and sample_rate < 1:
+            return (f"All stack distances are exact (--sample-rate {sample_rate:g} was raised to 1 for every "
+                    f"stream: none has more than {SHARDS_MIN_IDS:,} distinct rows, or enough to sample "
+                    f"about {SHARDS_MIN_IDS:,} of them).")
         return (f"All stack distances are exact (no stream above {threshold:,} accesses with more than "
                 f"{SHARDS_MIN_IDS:,} distinct rows).")
     parts = []
-    for lab, rates in used.items():
-        parts.append(f"{lab}: " + ", ".join(f"{k} at rate {v:.3g}" for k, v in rates.items()))
-    return (f"SHARDS sampling (fixed rate, spatial hash of row ids) was used for streams above {threshold:,} "
-            f"accesses, at a rate raised so that about {SHARDS_MIN_IDS:,} rows or more are sampled (streams "
-            f"with at most {SHARDS_MIN_IDS:,} distinct rows are exact); their miss-ratio curves and "
-            "stack-distance CDFs are estimates (least accurate for caches under a few times 1/rate rows); "
-            "cold shares stay exact. "
+    for lab, rows in used.items():
+        groups: dict[str, list[str]] = {}  # what happened -> streams, in stream order
+        for r in rows:
+            if r["raised"]:
+                why = (f"rate {r['rate']:.3g}, raised from {r['asked_rate']:.3g} so that about "
+                       f"{SHARDS_MIN_IDS:,} of its {r['distinct']:,} distinct rows are sampled")
+            elif r["forced"]:
+                why = f"rate {r['rate']:.3g} as asked"
+            else:
+                why = f"rate {r['rate']:.3g} = {threshold:,} / {r['accesses']:,} accesses"
+            groups.setdefault(why, []).append(r["name"])
+        parts.append(f"{lab}: " + "; ".join(
+            f"{', '.join(names[:6])}{' ...' if len(names) > 6 else ''} at {why}" for why, names in groups.items()))
+    scope = ("at the rate asked for" if sample_rate is not None
+             else f"for streams above {threshold:,} accesses, at rate {threshold:,} / accesses")
+    return (f"SHARDS sampling (fixed rate, spatial hash of row ids) was used {scope}; a stream whose rate "
+            f"would sample fewer than about {SHARDS_MIN_IDS:,} distinct rows gets a higher rate (exact with at "
+            f"most {SHARDS_MIN_IDS:,}). Their miss-ratio curves and stack-distance CDFs are estimates (least "
+            "accurate for caches under a few times 1/rate rows); cold shares stay exact. "
             + "; ".join(parts) + ".")
 
 
@@ -399,6 +447,8 @@ def text_summary(summary: dict) -> str:
                           for k, v in m["traces"].items())
         lines.append(f"measured on {m['device']} ({m.get('threads')} thread(s)): {parts}; "
                      f"copy {m['copy_bytes_per_s'] / 1e9:.3g} GB/s")
+    if summary.get("raw_key_note"):
+        lines.append(summary["raw_key_note"])
     lines.append(summary["sampling"]["note"])
     return "\n".join(lines)
 
@@ -436,6 +486,8 @@ def _html(summary: dict, figs: dict) -> str:
              + (f" Sources: {html.escape(', '.join(summary['sources']))}." if summary.get("sources") else "")
              + "</p>",
              f"<p class='note'>{html.escape(summary['sampling']['note'])}</p>",
+             (f"<p class='note'>{html.escape(summary['raw_key_note'])}</p>" if summary.get("raw_key_note")
+              else ""),
              "<h2>Summary</h2>", f"<pre>{html.escape(text_summary({**summary, 'out_dir': None}))}</pre>"]
     for name, caption in FIGURES.items():
         if name in figs:
@@ -447,7 +499,9 @@ def _html(summary: dict, figs: dict) -> str:
         t = summary["traces"][lab]
         rows = []
         for ft, lt in zip(t["footprint"]["tables"], t["locality"]["tables"]):
-            rows.append([ft["name"], f"{ft['cardinality']:,}", f"{ft['accesses']:,}",
+            raw = ft["name"] in (summary.get("raw_key_tables") or {}).get(lab, [])
+            rows.append([ft["name"], f"{ft['cardinality']:,}" + (" (distinct raw keys)" if raw else ""),
+                         f"{ft['accesses']:,}",
                          f"{ft['rows_touched']:,}",
                          _size(ft["table_bytes"][dt]), _size(ft["touched_bytes"][dt]),
                          f"{ft['rows_per_batch_mean']:.1f}", f"{ft['hot_rows']['0.9']:,}",

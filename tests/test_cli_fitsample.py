@@ -127,3 +127,18 @@ def test_errors_are_one_line(tmp_path, dlrm_npz, capsys):
     assert "--workers must be >= 1" in capsys.readouterr().err
     assert not (tmp_path / "x.json").exists()
     assert not (tmp_path / "o.npz").exists()
+
+
+def test_fit_and_sample_messages_use_separators_and_notes(tmp_path, dlrm_npz, capsys):
+    dist = tmp_path / "dist.json"
+    assert main(["fit", str(dlrm_npz), "--from", "dlrm-npz", "-o", str(dist), "--tables", "C1"]) == 0
+    err = capsys.readouterr().err
+    assert "fitted 1 table (3,000 samples, 3,000 accesses, " in err, err
+    out = tmp_path / "syn.npy"
+    assert main(["sample", str(dist), "-o", str(out), "-n", "12000", "--seed", "1"]) == 0
+    err = capsys.readouterr().err
+    assert "sampled 12,000 samples x 1 table in " in err, err
+    assert "note: npy keeps ids only: dense features and labels are not written" in err, err
+    assert np.load(out).shape == (12000,)
+    assert main(["sample", str(dist), "-o", str(tmp_path / "q.npy"), "-n", "10", "-q"]) == 0
+    assert capsys.readouterr().err == ""

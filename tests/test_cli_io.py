@@ -207,3 +207,50 @@ def test_help_lists_the_io_commands(capsys):
         assert f"    {cmd} " in out
     assert main(["convert", "--help"]) == 0
     assert "--table" in capsys.readouterr().out
+
+
+def test_inspect_quiet_prints_nothing_but_still_checks(tmp_path, rng, capsys):
+    p = tmp_path / "t.npz"
+    formats.write(_trace(rng), p)
+    assert main(["inspect", str(p), "-q"]) == 0
+    assert capsys.readouterr().out == ""
+    bad = tmp_path / "bad.txt"
+    bad.write_text("1\nnot an id\n")
+    assert main(["inspect", str(bad), "-q"]) == 2
+    _one_line_error(capsys, "bad.txt", "not a trace: line 2 is not an integer id: 'not an id'")
+
+
+@pytest.mark.parametrize("to, ext", [("npy", ".npy"), ("tbe-pt", ".pt")])
+def test_convert_to_ids_only_format_notes_what_is_dropped(tmp_path, rng, capsys, to, ext):
+    src = tmp_path / "t.npz"
+    formats.write(_trace(rng), src)
+    out = tmp_path / f"o{ext}"
+    args = ["convert", str(src), str(out), "--to", to] + (["--table", "C1"] if to == "npy" else [])
+    assert main(args) == 0
+    cap = capsys.readouterr()
+    assert f"note: {to} keeps ids only: dense features and labels" in cap.err, cap.err
+    assert cap.err.count("\n") == 1
+    assert main(args[:2] + [str(tmp_path / f"q{ext}")] + args[3:] + ["-q"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_convert_one_table_is_singular(tmp_path, rng, capsys):
+    tr = _trace(rng)
+    src = tmp_path / "t.npz"
+    formats.write(tr.select(["C1"]), src)
+    assert main(["convert", str(src), str(tmp_path / "o.npz")]) == 0
+    out = capsys.readouterr().out
+    assert "50 samples, 1 table, 50 accesses" in out, out
+
+
+def test_convert_no_note_when_nothing_is_dropped(tmp_path, rng, capsys):
+    src = tmp_path / "t.npz"
+    formats.write(_trace(rng), src)
+    assert main(["convert", str(src), str(tmp_path / "o.npz")]) == 0
+    assert "note" not in capsys.readouterr().err
+
+
+def test_spec_takes_quiet(tmp_path, capsys):
+    out = tmp_path / "z.json"
+    assert main(["spec", "--family", "zipf", "--a", "0.9", "--cardinality", "100", "-o", str(out), "-q"]) == 0
+    assert out.exists() and capsys.readouterr().out == ""

@@ -312,3 +312,83 @@ def test_dlrm_npz_error_tells_an_empty_table_from_a_multi_hot_one(tmp_path):
     empty = Table.from_lengths("C3", np.array([], np.int64), np.zeros(4, np.int64), 1)
     with pytest.raises(TracegenError, match="but table C3 has samples with no id; write npz"):
         formats.write(Trace([t0, empty]), tmp_path / "o.npz", fmt="dlrm-npz")
+
+
+# ---- .bin detection: dlrm-trace-bin vs mlperf-bin, and whose fea_count ---------------------------------
+
+
+def _mlperf_trace(rng, b=40):
+    ids = np.column_stack([rng.integers(0, 50 + j, b) for j in range(26)])
+    ids[0] = 0  # first appearance: the first record is all zeros in densified data
+    return Trace.from_dense_ids(
+        ids,
+        [50 + j for j in range(26)],
+        dense=rng.integers(0, 9, (b, 13)).astype(np.float32),
+        labels=rng.integers(0, 2, b).astype(np.float32),
+    )
+
+
+def test_dlrm_trace_bin_of_small_ids_is_read_back_as_such(tmp_path, rng):
+    # 0/1 ids in a multiple of 160 bytes: every sampled "record" passed the old MLPerf check
+    ids = rng.integers(0, 2, 20 * 50)
+    p = tmp_path / "c6.bin"
+    formats.write(Trace.single(ids, name="C6", cardinality=2), p, "dlrm-trace-bin")
+    assert p.stat().st_size % 160 == 0
+    assert formats.detect(p) == "dlrm-trace-bin"
+    back = formats.read(p)
+    assert back.n_tables == 1 and back.tables[0].values.tolist() == ids.tolist()
+
+
+def test_another_stems_fea_count_is_never_used(tmp_path, rng):
+    ids = rng.integers(0, 3, 20 * 10)
+    p = tmp_path / "c6.bin"
+    formats.write(Trace.single(ids, cardinality=3), p, "dlrm-trace-bin")
+    formats.write(_mlperf_trace(rng), tmp_path / "all.bin", "mlperf-bin")
+    assert (tmp_path / "all_fea_count.npz").exists()
+    assert dlrm._find_fea_count(p) is None
+    assert formats.detect(p) == "dlrm-trace-bin"
+    assert formats.read(p).tables[0].values.tolist() == ids.tolist()
+    # read as mlperf-bin on purpose, it still does not take all.bin's sizes (26 tables, max id + 1)
+    assert formats.read(p, "mlperf-bin").cardinalities != formats.read(tmp_path / "all.bin").cardinalities
+
+
+def test_mlperf_bin_still_detected_and_reference_split_naming(tmp_path, rng):
+    tr = _mlperf_trace(rng)
+    p = tmp_path / "terabyte_processed_train.bin"
+    formats.write(tr, p, "mlperf-bin", fea_count=False)
+    assert formats.detect(p) == "mlperf-bin"  # by content
+    back = formats.read(p)
+    assert back.to_dense_ids().tolist() == tr.to_dense_ids().tolist()
+    # the reference reads <base>_train.bin / _test.bin with <base>_fea_count.npz
+    np.savez(tmp_path / "terabyte_processed_fea_count.npz", counts=np.array(tr.cardinalities, np.int32))
+    assert dlrm._find_fea_count(p) == str(tmp_path / "terabyte_processed_fea_count.npz")
+    assert formats.read(p).equals(tr)
+
+
+def test_tiny_binary_that_fits_both_is_refused(tmp_path):
+    p = tmp_path / "tiny.bin"
+    np.zeros(20, "<u8").tofile(p)  # one 160-byte "record" of zeros, or 20 ids 0
+    with pytest.raises(TracegenError, match="ambiguous binary trace: say --from mlperf-bin or --from dlrm-trace-bin"):
+        formats.detect(p)
+    assert formats.read(p, "dlrm-trace-bin").n_accesses == 20
+
+
+def test_cli_convert_to_dlrm_trace_bin_then_inspect(tmp_path, rng, capsys):
+    src = tmp_path / "src.npz"
+    formats.write(_mlperf_trace(rng, b=200), src)
+    out = tmp_path / "c6.bin"
+    assert main(["convert", str(src), str(out), "--table", "C6", "--to", "dlrm-trace-bin", "-q"]) == 0
+    assert main(["convert", str(src), str(tmp_path / "all.bin"), "--to", "mlperf-bin", "-q"]) == 0
+    capsys.readouterr()
+    assert main(["inspect", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert f"{out}: dlrm-trace-bin" in text and "samples 200  tables 1 " in text, text
+
+
+def test_string_keys_error_suggests_densify(tmp_path, capsys):
+    p = tmp_path / "hex.csv"
+    p.write_text("time,obj_id,obj_size\n1,k1f,1\n2,k20,1\n3,k1f,1\n")
+    assert main(["inspect", str(p)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "'k1f' at position 0 is not an integer" in err and "--densify" in err
+    assert main(["inspect", str(p), "--densify"]) == 0

@@ -495,3 +495,64 @@ def test_multi_hot_to_dlrm_npz_is_refused(tmp_path):
     with pytest.raises(TracegenError, match="multi-hot; write npz or tbe-pt"):
         formats.write(tr, tmp_path / "d.npz", "dlrm-npz")
     assert list(tmp_path.iterdir()) == []
+
+
+# ---- --from npy on what is not a .npy ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["npz", "pt"])
+def test_from_npy_on_a_zip_archive_is_one_line(tmp_path, kind):
+    tr = _trace()
+    p = tmp_path / f"t.{kind}"
+    formats.write(tr, p, "npz" if kind == "npz" else "tbe-pt")
+    with pytest.raises(TracegenError) as err:
+        formats.read(p, "npy")
+    msg = str(err.value)
+    assert msg.startswith(str(p)) and "npz/zip archive, not a .npy array" in msg, msg
+    assert "pickle" not in msg
+
+
+@pytest.mark.parametrize(
+    "content, words",
+    [
+        (b"# a markdown file\nhello\n", "no NumPy header"),
+        (None, "holds Python objects"),  # an object-dtype .npy
+    ],
+)
+def test_from_npy_never_suggests_pickle(tmp_path, content, words):
+    p = tmp_path / "x.npy"
+    if content is None:
+        np.save(p, np.array([{"a": 1}, None], dtype=object), allow_pickle=True)
+    else:
+        p.write_bytes(content)
+    with pytest.raises(TracegenError) as err:
+        formats.read(p, "npy")
+    msg = str(err.value)
+    assert words in msg and "pickle" not in msg.lower() and "\n" not in msg, msg
+
+
+def test_txt_that_is_not_a_trace_names_the_line(tmp_path):
+    p = tmp_path / "README.md"
+    p.write_text("12\n\n# Title with words " + "x" * 200 + "\n")
+    with pytest.raises(TracegenError) as err:
+        formats.read(p, "txt")
+    msg = str(err.value)
+    assert "not a trace: line 3 is not an integer id: '# Title with words" in msg, msg
+    assert len(msg) < len(str(p)) + 130 and msg.endswith("...'"), msg
+
+
+def test_txt_several_ids_on_a_line_names_the_line(tmp_path):
+    p = tmp_path / "t.txt"
+    p.write_text("1\n2\n3 4 5\n")
+    with pytest.raises(TracegenError, match=r"line 3 holds 3 ids, expected one id per line: '3 4 5'"):
+        formats.read(p, "txt")
+
+
+def test_lcs_csv_on_tsv_shows_a_short_line(tmp_path):
+    p = tmp_path / "t.csv"
+    row = "\t".join(["1"] + ["abcdef"] * 60)
+    p.write_text(row + "\n" + row + "\n")
+    with pytest.raises(TracegenError) as err:
+        formats.read(p, "lcs-csv")
+    msg = str(err.value)
+    assert "\n" not in msg and len(msg) < len(str(p)) + 160, msg

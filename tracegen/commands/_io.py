@@ -101,3 +101,29 @@ def write_options(args) -> dict:
         if v is not None:
             opts[key] = v
     return opts
+
+
+def n_tables(n: int) -> str:
+    """``"1 table"`` / ``"26 tables"``."""
+    return f"{n:,} table" + ("" if n == 1 else "s")
+
+
+# output formats that keep only ids (no dense features, no labels, no table names)
+_IDS_ONLY = ("npy", "tbe-pt")
+
+
+def dropped_note(to: str, *, dense: bool, labels: bool, names: list[str] | None = None) -> str | None:
+    """The stderr note when writing ``to`` drops what the trace has: dense features, labels or table names
+    (``None`` when nothing is lost). Single-table formats keep one id sequence; ``npy``/``tbe-pt`` ids only."""
+    from tracegen.formats import FORMATS
+    from tracegen.trace import default_names
+
+    if to not in _IDS_ONLY and not FORMATS[to].single_table:
+        return None
+    lost = [w for w, has in (("dense features", dense), ("labels", labels)) if has]
+    if to in _IDS_ONLY and names is not None and len(names) > 1 and list(names) != default_names(len(names)):
+        lost.append("names")
+    if not lost:
+        return None
+    what = lost[0] if len(lost) == 1 else ", ".join(lost[:-1]) + " and " + lost[-1]
+    return f"note: {to} keeps ids only: {what} are not written"

@@ -13,9 +13,17 @@ Examples:
 from __future__ import annotations
 
 import os
+import sys
 
 from tracegen.commands._common import add_command, add_quiet, input_file
-from tracegen.commands._io import add_read_options, add_write_options, read_options, write_options
+from tracegen.commands._io import (
+    add_read_options,
+    add_write_options,
+    dropped_note,
+    n_tables,
+    read_options,
+    write_options,
+)
 
 ORDER = 15
 CHUNK_SAMPLES = 1 << 20
@@ -124,6 +132,7 @@ def convert(
             raise TracegenError(f"{fmt} reader takes no option {', '.join(map(repr, sorted(unknown)))}", src)
         rows = convert_criteo(src, fmt, dst, to, force=force, progress=progress, **read_opts, **write_opts)
         info = {"from": fmt, "to": to, "samples": rows, "tables": 26, "accesses": 26 * rows}
+        info["note"] = dropped_note(to, dense=True, labels=True)
         table = write_opts.get("table")
         if isinstance(table, str) and table.isdigit():
             from tracegen.trace import default_names
@@ -139,6 +148,10 @@ def convert(
         "samples": trace.n_samples,
         "tables": trace.n_tables,
         "accesses": trace.n_accesses,
+        "note": dropped_note(
+            to, dense=trace.dense is not None and trace.dense.shape[1] > 0, labels=trace.labels is not None,
+            names=trace.names,
+        ),
     }
     table = write_opts.get("table")
     if formats.FORMATS[to].single_table and table is not None and table != "all":
@@ -191,12 +204,14 @@ def run(args) -> int:
     )
     if args.quiet:
         return 0
+    if info.get("note"):
+        print(info["note"], file=sys.stderr)
     if info["samples"] is None:
         what = ""
     elif "table" in info:  # a single-table format: one id sequence
         which = "every table flattened" if info["table"] == "all" else info["table"]
         what = f": {info['samples']:,} samples, 1 table ({which}), {info['accesses']:,} accesses"
     else:
-        what = f": {info['samples']:,} samples, {info['tables']} tables, {info['accesses']:,} accesses"
+        what = f": {info['samples']:,} samples, {n_tables(info['tables'])}, {info['accesses']:,} accesses"
     print(f"wrote {args.output} ({info['to']}, from {info['from']}){what}")
     return 0

@@ -101,6 +101,7 @@ def run(args) -> int:
 
     from tracegen import formats
     from tracegen._util import check_output
+    from tracegen.commands._io import n_tables
     from tracegen.errors import TracegenError
     from tracegen.privacy import check_epsilon
     from tracegen.tracemodel import DEFAULT_MIN_COUNT, TraceModel, auto_workers
@@ -148,8 +149,8 @@ def run(args) -> int:
         dp = m["privacy"]["dp"]
         extra = f", ({dp['epsilon_spent']:g}, {dp['delta_spent']:g})-DP" if dp else ""
         print(
-            f"fitted {trace.n_tables} tables ({trace.n_samples} samples, {trace.n_accesses} accesses, "
-            f"{n_cls} popularity classes{extra}) in {time.perf_counter() - t0:.1f} s -> {args.output}",
+            f"fitted {n_tables(trace.n_tables)} ({trace.n_samples:,} samples, {trace.n_accesses:,} accesses, "
+            f"{n_cls:,} popularity classes{extra}) in {time.perf_counter() - t0:.1f} s -> {args.output}",
             file=sys.stderr,
         )
     return 0

@@ -4,6 +4,7 @@ Examples:
   tracegen inspect traces/example_multi_hot.npz
   tracegen inspect cloudPhysicsIO.oracleGeneral.bin --json
   tracegen inspect train.txt --from criteo-tsv --max-ind-range 10000000
+  tracegen inspect trace.bin -q   # only check that it reads (exit 0) or say why not (exit 2)
 """
 
 from __future__ import annotations
@@ -172,19 +173,20 @@ def run(args) -> int:
         opts = read_options(args)
         if fmt in ("criteo-tsv", "criteo-csv") and set(opts) <= {"max_ind_range"}:
             s = _criteo_summary(path, fmt, progress=False if args.quiet else None, **opts)
-            _emit(s, args.json)
+            _emit(s, args.json, args.quiet)
             return 0
         if fmt == "npz":
             opts["validate"] = True  # the summary touches every id anyway: check them all
         trace = formats.read(path, fmt, **opts)
         s = summarize(trace, path=path, fmt=fmt, progress=False if args.quiet else None)
-    _emit(s, args.json)
+    _emit(s, args.json, args.quiet)
     return 0
 
 
-def _emit(s: dict, as_json: bool) -> None:
+def _emit(s: dict, as_json: bool, quiet: bool = False) -> None:
+    """Print the summary; ``-q`` prints nothing (the exit status says the file reads), ``--json`` still prints."""
     if as_json:
         json.dump(s, sys.stdout, indent=1)
         sys.stdout.write("\n")
-    else:
+    elif not quiet:
         _print_text(s)

@@ -56,7 +56,6 @@ def register(sub) -> None:
     p.add_argument("--vs", metavar="OTHER",
                    help="a second trace to compare against, or a fitted dist.json to sample its twin from")
     p.add_argument("--seed", type=seed_int, default=0, help="seed for sampling OTHER when it is a dist.json (0)")
-    p.add_argument("--from", dest="fmt", metavar="F", help="format of TRACE and OTHER (default: detected)")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="folder for the report (created)")
     p.add_argument("--force", action="store_true", help="replace a report already in DIR")
     p.add_argument("--dim", type=_dims, default=64, metavar="D",
@@ -77,6 +76,9 @@ def register(sub) -> None:
     p.add_argument("--threads", type=positive_int, default=1, metavar="N",
                    help="torch CPU threads for the measurement (1: steadiest on a shared machine)")
     add_quiet(p)
+    from tracegen.commands._io import add_read_options
+
+    add_read_options(p)  # --from, --densify, --id-col, --max-ind-range: applied to TRACE and a data OTHER
 
 
 def run(args: argparse.Namespace) -> int:
@@ -90,18 +92,24 @@ def run(args: argparse.Namespace) -> int:
     1,024 sampled rows at least).
 
     OTHER may also be a dist.json from `tracegen fit`: its synthetic twin (as many samples as TRACE,
-    --seed) is sampled and compared.
+    --seed) is sampled and compared; when it models only some of TRACE's tables (fit --tables), those
+    tables of TRACE are compared (a note on stderr says so). The input format options apply to TRACE
+    and to a data OTHER.
+
+    Tables whose ids are raw keys (cache traces: an id range of 2**40 or more, or over 64 times the
+    distinct ids) count only their distinct ids as rows: the report says which.
 
     Examples:
       tracegen report real.npz -o report
       tracegen report real.npz --vs synthetic.npz -o cmp --force
       tracegen report real.npz --vs dist.json -o cmp
+      tracegen report keys.csv --from lcs-csv --id-col id --densify -o rep
     """
     import os
 
     from analysis import locality as loc
     from analysis.report import text_summary, write_report
-    from tracegen.commands._io import read_checked
+    from tracegen.commands._io import read_checked, read_options
 
     if not args.no_measure:
         check_device(args.device)
@@ -111,14 +119,24 @@ def run(args: argparse.Namespace) -> int:
         raise TracegenError("the report is a folder of files; give -o DIR, not '-'")
     if os.path.exists(out) and not os.path.isdir(out):
         raise TracegenError("exists and is not a directory", out)
-    traces = [read_checked(paths[0], args.fmt)]
+    opts = read_options(args)
+    traces = [read_checked(paths[0], args.fmt, **opts)]
     if args.vs and paths[1].lower().endswith(".json"):
         from tracegen.tracemodel import TraceModel
 
+        model = TraceModel.load(paths[1])
+        names = model.names
+        if names != traces[0].names and set(names) <= set(traces[0].names):
+            # fitted on some tables (fit --tables): compare those tables of TRACE
+            n_all = traces[0].n_tables
+            traces[0] = traces[0].select(names, paths[0])
+            print(f"tracegen report: note: {paths[1]} models {len(names)} of the {n_all}"
+                  f" tables; comparing only those of {paths[0]}: {', '.join(names[:8])}"
+                  + (" ..." if len(names) > 8 else ""), file=sys.stderr)
         # a fitted model: sample the synthetic twin, as many samples as TRACE has
-        traces.append(TraceModel.load(paths[1]).sample(traces[0].n_samples, seed=args.seed))
+        traces.append(model.sample(traces[0].n_samples, seed=args.seed))
     elif args.vs:
-        traces.append(read_checked(paths[1], args.fmt))
+        traces.append(read_checked(paths[1], args.fmt, **opts))
     if args.vs and traces[1].n_tables != traces[0].n_tables:
         raise TracegenError(
             f"has {traces[1].n_tables} tables but {paths[0]} has {traces[0].n_tables}: "

@@ -74,7 +74,9 @@ def run(args) -> int:
     import sys
     import time
 
+    from tracegen import formats
     from tracegen._util import check_output
+    from tracegen.commands._io import dropped_note, n_tables
     from tracegen.errors import TracegenError
     from tracegen.tracemodel import TraceModel
 
@@ -119,8 +121,17 @@ def run(args) -> int:
         **opts,
     )
     if not args.quiet:
+        m = model.model_
+        note = dropped_note(
+            formats.output_format(args.output, getattr(args, "to", None)),
+            dense=bool(m.get("dense")),
+            labels=bool(m.get("labels")),
+            names=model.names if not opts.get("table") else None,
+        )
+        if note:
+            print(note, file=sys.stderr)
         print(
-            f"sampled {n} samples x {len(model.names)} tables in {time.perf_counter() - t0:.1f} s "
+            f"sampled {n:,} samples x {n_tables(len(model.names))} in {time.perf_counter() - t0:.1f} s "
             f"-> {args.output}",
             file=sys.stderr,
         )

@@ -10,6 +10,7 @@ import sys
 from tracegen.commands._common import (
     add_command,
     add_output_args,
+    add_quiet,
     check_not_input,
     input_file,
     nonneg_int,
@@ -204,3 +205,4 @@ def register(sub) -> None:
                      help="with --a and a stack family: share of accesses drawn from Zipf (0.5)")
     p.add_argument("--name", help="table name in the output")
     add_output_args(p)
+    add_quiet(p)  # spec prints no summary; accepted like every other command's -q

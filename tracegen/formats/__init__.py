@@ -22,7 +22,7 @@ import numpy as np
 
 from tracegen.errors import TraceFormatError, TracegenError
 from tracegen.formats import cache, criteo, dlrm, native, plain, tbe
-from tracegen.formats._common import check_flat_id_space, stem_and_dir, strip_bom
+from tracegen.formats._common import check_flat_id_space, strip_bom
 from tracegen.trace import Table, Trace
 
 __all__ = ["FORMATS", "Format", "concat", "detect", "open_writer", "read", "write"]
@@ -242,6 +242,46 @@ def _sniff_text(path, head: bytes | None = None) -> str | None:
     return None
 
 
+def _bin_sample(p: str, size: int, rec: int, n: int = 64) -> np.ndarray:
+    """Up to ``n`` records of ``rec`` bytes from the start and ``n`` from the end, as little-endian int32."""
+    total = size // rec
+    with open(p, "rb") as f:
+        head = f.read(min(total, n) * rec)
+        tail = b""
+        if total > n:
+            f.seek((total - min(total - n, n)) * rec)
+            tail = f.read()
+    return np.frombuffer(head + tail, dtype="<i4").reshape(-1, rec // 4)
+
+
+def _sniff_bin_ids(p: str, size: int) -> str | None:
+    """``mlperf-bin`` or ``dlrm-trace-bin`` for a ``.bin`` that is not oracleGeneral, from content.
+
+    Raw uint64 ids below 2**32 (the usual dlrm-trace-bin, and what tracegen writes for table ids)
+    have every odd 32-bit word zero; read as 40-field MLPerf records that would make 7 dense features
+    and 13 of the 26 tables all zero, which real MLPerf data never is. Too few records to tell:
+    refuse rather than guess."""
+    rec = 4 * dlrm.MLPERF_FIELDS
+    mlperf_ok = u64_small = False
+    n_rec = 0
+    if size % rec == 0:
+        r = _bin_sample(p, size, rec)
+        n_rec = r.shape[0]
+        mlperf_ok = bool(np.isin(r[:, 0], (0, 1)).all() and (r[:, 1:] >= 0).all())
+        u64_small = bool((r[:, 1::2] == 0).all())
+    elif size % 8 == 0:
+        return "dlrm-trace-bin"
+    if not mlperf_ok:
+        return "dlrm-trace-bin" if size % 8 == 0 else None
+    if not u64_small:
+        return "mlperf-bin"
+    if n_rec >= 4:
+        return "dlrm-trace-bin"
+    raise TraceFormatError(
+        "ambiguous binary trace: say --from mlperf-bin or --from dlrm-trace-bin", p
+    )
+
+
 def detect(path) -> str:
     """The format name of ``path``, from its extension and content (magic bytes, first lines)."""
     p = os.fspath(path)
@@ -275,17 +315,11 @@ def detect(path) -> str:
             )
         if named_og or cache.plausible_oracle_general(p):  # the name wins: a prefix of a longer trace
             return "oracle-general"  # points past its end and fails the content check
-        folder, stem = stem_and_dir(p)
-        if os.path.isfile(os.path.join(folder, stem + "_fea_count.npz")):
+        if dlrm._find_fea_count(p) is not None:  # its own <stem>_fea_count.npz, never another stem's
             return "mlperf-bin"
-        rec = 4 * dlrm.MLPERF_FIELDS
-        if size % rec == 0:
-            first = np.fromfile(p, dtype="<i4", count=min(size // 4, 64 * dlrm.MLPERF_FIELDS))
-            first = first.reshape(-1, dlrm.MLPERF_FIELDS)
-            if np.isin(first[:, 0], (0, 1)).all() and (first[:, 1:] >= 0).all():
-                return "mlperf-bin"
-        if size % 8 == 0:
-            return "dlrm-trace-bin"
+        guess = _sniff_bin_ids(p, size)
+        if guess is not None:
+            return guess
         raise TraceFormatError(
             f"size {size} is not a multiple of 24 (oracle-general), 160 (mlperf-bin) or 8 "
             "(dlrm-trace-bin uint64 ids): truncated? (or name the format with --from)",

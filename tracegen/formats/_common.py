@@ -184,6 +184,13 @@ def flatten_tables(trace: Trace, path=None) -> Table:
     return Table("all", int(base[-1]), out, offsets)
 
 
+def shown(line: bytes | str, width: int = 80) -> str:
+    """A file line or token for an error message: decoded, repr-quoted, cut to about ``width`` characters."""
+    text = line.decode("utf-8", "backslashreplace") if isinstance(line, bytes) else str(line)
+    r = repr(text.rstrip("\r\n"))
+    return r if len(r) <= width else r[: width - 4] + "...'"
+
+
 def parse_int_tokens(
     tokens: Sequence[bytes] | np.ndarray, path, what: str = "ids", unsigned: bool = True
 ) -> np.ndarray:
@@ -201,11 +208,12 @@ def parse_int_tokens(
         try:
             v = int(s)
         except ValueError:
-            raise fail(path, f"{what}: {s!r} at position {i} is not an integer") from None
+            hint = " (string keys? --densify)" if what == "ids" else ""
+            raise fail(path, f"{what}: {shown(s)} at position {i} is not an integer{hint}") from None
         if unsigned and v < 0:
             raise fail(path, f"negative id {v} at position {i}")
         if v >= 2**64:
-            raise fail(path, f"{what}: {s!r} at position {i} does not fit in 64 bits")
+            raise fail(path, f"{what}: {shown(s)} at position {i} does not fit in 64 bits")
     raise fail(path, f"{what}: could not parse")
 
 

@@ -23,7 +23,6 @@
 from __future__ import annotations
 
 import dataclasses
-import glob
 import os
 import re
 
@@ -53,17 +52,21 @@ MLPERF_FIELDS = 40
 
 
 def _find_fea_count(path) -> str | None:
+    """The ``*_fea_count.npz`` that belongs to ``path``: ``<stem>_fea_count.npz``, or the reference's
+    naming for its splits (``<base>_day_3[_processed].npz`` and ``<base>_train|test|val.bin`` use
+    ``<base>_fea_count.npz``). Never another stem's file: it would give the wrong table sizes."""
     d, stem = stem_and_dir(path)
-    candidates = []
+    candidates = [os.path.join(d, stem + "_fea_count.npz")]
     m = re.match(r"^(.*?)(_day)?_\d+(_processed|_reordered)?$", stem)
     if m:
         candidates.append(os.path.join(d, m.group(1) + "_fea_count.npz"))
-    candidates.append(os.path.join(d, stem + "_fea_count.npz"))
+    m = re.match(r"^(.+?)_(train|test|val)$", stem)
+    if m:
+        candidates.append(os.path.join(d, m.group(1) + "_fea_count.npz"))
     for c in candidates:
         if os.path.isfile(c):
             return c
-    found = sorted(glob.glob(os.path.join(d, "*_fea_count.npz")))
-    return found[0] if len(found) == 1 else None
+    return None
 
 
 def _load_counts(path, n_tables: int) -> np.ndarray | None:

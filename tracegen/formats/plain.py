@@ -10,6 +10,7 @@ flattens). ``npy`` is memory-mapped when it is int64 and not densified.
 from __future__ import annotations
 
 import os
+import re
 
 import numpy as np
 
@@ -21,6 +22,7 @@ from tracegen.formats._common import (
     one_nonempty_table,
     one_table,
     parse_int_tokens,
+    shown,
     strip_bom,
 )
 from tracegen.formats._npzio import RawSink, _npy_header
@@ -37,13 +39,42 @@ def read_txt(path, *, densify: bool = False, name: str = "t0") -> Trace:
     if not tokens:
         raise TraceFormatError("trace is empty (no ids)", path)
     if any(len(t.split()) > 1 for t in tokens[:100]):
-        raise TraceFormatError("expected one id per line, found several on a line", path)
+        raise _bad_txt_line(lines, path) or TraceFormatError("expected one id per line, found several", path)
     try:
         ids = parse_int_tokens(tokens, path)
     except TraceFormatError as e:
-        # name the line, not the position among non-empty lines
-        raise TraceFormatError(str(e).split(": ", 1)[1].replace("position", "id number"), path) from None
+        # name the line of the file, not the position among non-empty lines
+        raise _bad_txt_line(lines, path) or TraceFormatError(
+            str(e).split(": ", 1)[1].replace("position", "id number"), path
+        ) from None
     return finish_single(ids, path, name=name, densify=densify)
+
+
+_INT_LINE = re.compile(rb"\s*\d+\s*")
+
+
+def _is_float(tok: bytes) -> bool:
+    try:
+        float(tok)
+    except ValueError:
+        return False
+    return True
+
+
+def _bad_txt_line(lines: list[bytes], path) -> TraceFormatError | None:
+    """The error for the first line that is not one non-negative integer id (``None`` if every line is)."""
+    for i, ln in enumerate(lines, 1):
+        if not ln.strip() or _INT_LINE.fullmatch(ln):
+            continue
+        parts = ln.split()
+        if len(parts) > 1 and all(_INT_LINE.fullmatch(t) for t in parts):
+            return TraceFormatError(f"line {i} holds {len(parts)} ids, expected one id per line: {shown(ln)}", path)
+        if parts and re.fullmatch(rb"-\d+", parts[0]) and len(parts) == 1:
+            return TraceFormatError(f"negative id {ln.strip().decode()} on line {i}", path)
+        if len(parts) == 1 and _is_float(parts[0]):
+            return TraceFormatError(f"line {i}: {shown(parts[0])} is not an integer", path)
+        return TraceFormatError(f"not a trace: line {i} is not an integer id: {shown(ln)}", path)
+    return None
 
 
 def write_txt(trace: Trace, path, *, force: bool = False, table=None) -> None:
@@ -64,10 +95,25 @@ class TxtStreamWriter(_IdStreamWriter):
 
 
 def read_npy(path, *, densify: bool = False, name: str = "t0", names=None) -> Trace:
+    with open(path, "rb") as f:
+        magic = f.read(6)
+    if magic[:4] == b"PK\x03\x04":
+        raise TraceFormatError(
+            "is an npz/zip archive, not a .npy array; drop --from npy to detect its format "
+            "(or say --from npz, dlrm-npz or tbe-pt)",
+            path,
+        )
+    if magic != b"\x93NUMPY":
+        raise TraceFormatError("not a .npy file (no NumPy header)", path)
     try:
         a = np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError, EOFError) as e:
-        raise TraceFormatError(f"not a readable .npy file ({e})", path) from None
+        msg = str(e)
+        if "pickle" in msg or "object" in msg.lower():
+            msg = "it holds Python objects, not an integer array"
+        raise TraceFormatError(f"not a readable .npy file ({msg})", path) from None
+    if not isinstance(a, np.ndarray):
+        raise TraceFormatError("not a .npy array", path)
     if a.ndim == 2:
         if a.shape[0] == 0 or a.shape[1] == 0:
             raise TraceFormatError(f"trace is empty (shape {a.shape})", path)

@@ -392,3 +392,24 @@ def test_string_keys_error_suggests_densify(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "'k1f' at position 0 is not an integer" in err and "--densify" in err
     assert main(["inspect", str(p), "--densify"]) == 0
+
+
+@pytest.mark.parametrize("block", [1, 7, 64, 1 << 22])
+def test_lcs_csv_blocks_read_like_one_block(tmp_path, monkeypatch, block):
+    """The unquoted CSV is split a block of lines at a time; any block size gives the same trace and the
+    same line number in errors (blank lines skipped, the header counted)."""
+    from tracegen.formats import cache
+
+    monkeypatch.setattr(cache, "CSV_BLOCK", block)
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, 2**40, 500)
+    lines = ["time,obj_id,obj_size"] + [f"{i},{x},4096" for i, x in enumerate(ids.tolist())]
+    lines.insert(7, "")  # a blank line
+    p = tmp_path / "t.csv"
+    p.write_text("\r\n".join(lines) + "\r\n")
+    t = formats.read(p)
+    assert t.tables[0].values.tolist() == ids.tolist()
+    lines[300] = "299"  # one field: no obj_id column; line 300 of the file is the 299th data row
+    p.write_text("\n".join(lines) + "\n")
+    with pytest.raises(TracegenError, match="line 300 has 1 fields, needs column 1"):
+        formats.read(p)

@@ -166,7 +166,9 @@ def test_dp_large_epsilon_keeps_popularity():
     assert f["top10"] < 0.05 and 0.8 < f["distinct_ratio"] < 1.2
 
 
-@pytest.mark.parametrize("eps, delta, msg", [(0.0, None, "epsilon must be > 0"), (1.0, 1.5, "delta must be in")])
+@pytest.mark.parametrize(
+    "eps, delta, msg", [(0.0, None, "epsilon must be a finite number > 0"), (1.0, 1.5, "delta must be in")]
+)
 def test_bad_dp_parameters(eps, delta, msg):
     with pytest.raises(TracegenError, match=msg):
         TraceModel(epsilon=eps, delta=delta).fit(Trace.single(np.arange(100) % 7))

@@ -327,8 +327,24 @@ def test_from_spec_validates():
     validate_dist(_doc())
 
 
+@pytest.mark.parametrize("kw, name", [
+    ({"min_count": 1}, "min_count"), ({"min_count": 2.7}, "min_count"), ({"min_count": "10"}, "min_count"),
+    ({"n_time_bins": 0}, "n_time_bins"), ({"n_time_bins": 1.5}, "n_time_bins"), ({"calibrate": -1}, "calibrate"),
+    ({"calibrate": True}, "calibrate"), ({"epsilon": float("inf")}, "epsilon"), ({"epsilon": 0.0}, "epsilon"),
+    ({"epsilon": 1.0, "max_bag": 0}, "max_bag"), ({"sd_bins_per_octave": 0}, "sd_bins_per_octave"),
+])
+def test_fit_rejects_bad_parameters_in_one_line(kw, name):
+    with pytest.raises(TracegenError, match=rf"^{name} must be an? (integer|finite number)"):
+        TraceModel(**kw).fit(Trace.single(np.arange(10)))
+
+
+def test_get_params_round_trips_the_constructor():
+    m = TraceModel(min_count=5, tables=["a"], calibrate=0)
+    assert TraceModel(**m.get_params()).get_params() == m.get_params() and m.get_params()["tables"] == ["a"]
+
+
 def test_fit_rejects_bad_input():
-    with pytest.raises(TracegenError, match="min_count must be >= 2"):
+    with pytest.raises(TracegenError, match="min_count must be an integer >= 2"):
         TraceModel(min_count=1).fit(Trace.single(np.arange(10)))
     with pytest.raises(TracegenError, match="empty"):
         TraceModel().fit(Trace([Table.one_hot("a", np.zeros(0, np.int64), 5)]))

@@ -1571,7 +1571,30 @@ class TraceModel:
             "delta": self.delta,
             "max_bag": self.max_bag,
             "calibrate": self.calibrate,
+            "tables": None if self.tables is None else list(self.tables),
         }
+
+    def _check_params(self) -> None:
+        """One-line errors for parameters that would otherwise be coerced or give a misleading dist.json."""
+
+        def integer(name, lo):
+            v = getattr(self, name)
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < lo:
+                raise TracegenError(f"{name} must be an integer >= {lo}, got {v!r}")
+
+        integer("min_count", 2)  # statistics supported by one sample would leak it
+        integer("n_time_bins", 1)
+        integer("class_bins_per_octave", 1)
+        integer("sd_bins_per_octave", 1)
+        integer("calibrate", 0)
+        if self.max_bag is not None:
+            integer("max_bag", 1)
+        if self.epsilon is not None:
+            e = self.epsilon
+            if isinstance(e, bool) or not isinstance(e, (int, float, np.number)) or not (0 < e < float("inf")):
+                raise TracegenError(f"epsilon must be a finite number > 0, got {e!r}")
+            if self.delta is not None and not (0 <= self.delta < 1):
+                raise TracegenError(f"delta must be in [0, 1), got {self.delta}")
 
     # ---- fit ----------------------------------------------------------------------------------
     def fit(self, trace: Trace, *, path=None, progress: bool = False, workers: int = 1) -> TraceModel:
@@ -1583,16 +1606,8 @@ class TraceModel:
 
         if not isinstance(trace, Trace):
             raise TracegenError(f"fit() needs a tracegen Trace, got {type(trace).__name__}", path)
+        self._check_params()
         k = int(self.min_count)
-        if k < 2:
-            raise TracegenError(
-                f"min_count must be >= 2 (statistics supported by one sample leak it), got {k}"
-            )
-        if self.epsilon is not None:
-            if not (self.epsilon > 0):
-                raise TracegenError(f"epsilon must be > 0, got {self.epsilon}")
-            if self.delta is not None and not (0 <= self.delta < 1):
-                raise TracegenError(f"delta must be in [0, 1), got {self.delta}")
         if self.tables:
             trace = trace.select(list(self.tables))
         trace.validate(path)

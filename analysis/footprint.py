@@ -84,30 +84,33 @@ def dims_for(trace: Trace, dim: int | Sequence[int]) -> list[int]:
     return dims
 
 
-def is_raw_keys(table: Table) -> bool:
-    """Whether ``table``'s ids are raw keys rather than row numbers (rule in the module docstring)."""
+def _raw_key_labels(table: Table):
+    """``(keys, U)``, the table's ids relabelled ``0..U-1`` by first appearance, when they are raw keys
+    (:func:`is_raw_keys`); else None."""
+    from tracegen.locality import dense_keys
     from tracegen.tracemodel import SPARSE_KEYS
 
     card = int(table.cardinality)
-    if card >= SPARSE_KEYS:
-        return True
     v = np.asarray(table.values)
-    if v.size == 0 or card != int(v.max()) + 1 or card <= RAW_KEY_RATIO:
-        return False
-    from tracegen.locality import dense_keys
+    if card < SPARSE_KEYS and (v.size == 0 or card != int(v.max()) + 1 or card <= RAW_KEY_RATIO):
+        return None
+    keys, u = dense_keys(v)
+    return (keys, u) if card >= SPARSE_KEYS or card > RAW_KEY_RATIO * u else None
 
-    return card > RAW_KEY_RATIO * dense_keys(v)[1]
+
+def is_raw_keys(table: Table) -> bool:
+    """Whether ``table``'s ids are raw keys rather than row numbers (rule in the module docstring)."""
+    return _raw_key_labels(table) is not None
 
 
 def densify_raw_keys(trace: Trace) -> tuple[Trace, list[str]]:
     """``trace`` with every raw-key table (:func:`is_raw_keys`) relabelled ``0..U-1`` by first appearance
     and its cardinality set to ``U``; also the names of the tables relabelled (``trace`` itself if none)."""
-    from tracegen.locality import dense_keys
-
     tables, names = [], []
     for t in trace.tables:
-        if is_raw_keys(t):
-            keys, u = dense_keys(t.values)
+        relabelled = _raw_key_labels(t)
+        if relabelled is not None:
+            keys, u = relabelled
             tables.append(Table(t.name, max(int(u), 1), keys, np.asarray(t.offsets, dtype=np.int64)))
             names.append(t.name)
         else:

@@ -908,3 +908,31 @@ def test_auto_workers_bounds():
     mem = int(2.5 * FIT_BYTES_PER_ACCESS * big / 0.8)
     assert auto_workers(trace(8, big), memory=mem, cpus=16) == 2  # what memory holds
     assert auto_workers(trace(8, big), memory=1, cpus=16) == 1  # never fewer than one
+
+
+def test_the_mode_choice_samples_lfu_twins_only_for_candidates_that_can_win(monkeypatch):
+    """Branch and bound: a candidate whose first twin's terms already score above the best exact score
+    gets no LFU/FIFO twins, and the chosen node is the one that scoring every candidate in full gives."""
+    import tracegen.tracemodel as tm
+
+    ids = planted_trace(60_000, u=2_000, seed=3)
+    lengths = np.ones(ids.shape[0], np.int64)
+    node, stats = fit_class_stack(ids, lengths, return_stats=True)
+    assert stats.get("policy") is not None  # the LFU/FIFO terms are scored
+    real, twins = tm._twin_score, []
+
+    def counted(real_sampler_init=tm.ClassStackSampler.__init__):
+        def init(self, *args, **kwargs):
+            twins.append(1)
+            real_sampler_init(self, *args, **kwargs)
+
+        return init
+
+    monkeypatch.setattr(tm.ClassStackSampler, "__init__", counted())
+    lazy = tm.choose_mode(node, lengths, 2_000, stats, calibrate=1)
+    n_lazy = len(twins)
+    twins.clear()
+    monkeypatch.setattr(tm, "_twin_score", lambda *a, bound=None, **k: real(*a, **k))  # every score in full
+    full = tm.choose_mode(node, lengths, 2_000, stats, calibrate=1)
+    assert lazy == full
+    assert n_lazy < len(twins)

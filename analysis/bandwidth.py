@@ -23,7 +23,8 @@ Inference (``training=False``) keeps only ``indices``, ``forward_gather`` and ``
 **After a cache** of ``C`` rows (:func:`traffic_after_cache`): the row terms (``forward_gather``,
 ``scatter_*``, ``state_*``) are multiplied by the LRU miss ratio at ``C`` (fetch on miss; the update of a
 cached row stays in the cache); the streamed terms (indices, outputs, gradients) are unchanged.
-**Bandwidth needed** at ``S`` samples per second (:func:`required_bandwidth`) is ``bytes_per_batch * S / B``.
+**Bandwidth needed** at ``S`` samples per second (:func:`required_bandwidth`) is ``bytes_per_batch * S / B``,
+``B`` the samples of the batches modelled (the batch size, or every sample of a trace shorter than one batch).
 
 **Measured** (:func:`measure_embedding_bag`): torch ``nn.EmbeddingBag`` (sum pooling, sparse gradients, all
 tables in one bag as FBGEMM's table-batched embedding lays them out) forward, backward and optimizer step
@@ -84,6 +85,7 @@ class Traffic:
     total: dict[str, float]  # term -> bytes per batch, all tables
     lookups_per_batch: float
     distinct_per_batch: float
+    samples_per_batch: float = 0.0  # samples in the batches modelled: batch_size, or all when fewer
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -91,11 +93,15 @@ class Traffic:
 
 def model_traffic(trace: Trace, dim: int | Sequence[int] = 64, batch_size: int = 2048, dtype: str = "fp32",
                   optimizer: str = "sgd", training: bool = True) -> Traffic:
-    """Mean bytes per batch of ``batch_size`` samples (full batches only when there is at least one)."""
+    """Mean bytes per batch of ``batch_size`` samples (full batches only when there is at least one; a trace
+    shorter than one batch is modelled as one batch of all its samples, ``samples_per_batch`` says how many:
+    divide by that, not by ``batch_size``, for bytes per sample)."""
     dims = dims_for(trace, dim)
     b = trace.n_samples
     n_full = b // batch_size
     tables, lookups, distinct = {}, 0.0, 0.0
+    samples = np.diff(np.append(np.arange(0, b, batch_size), b))
+    per_batch = float(samples[:n_full].mean() if n_full else samples.mean()) if samples.size else 0.0
     for t, d in zip(trace.tables, dims):
         u = rows_per_batch(t, batch_size)
         off = np.asarray(t.offsets, np.int64)
@@ -109,7 +115,7 @@ def model_traffic(trace: Trace, dim: int | Sequence[int] = 64, batch_size: int =
         distinct += float(u.mean())
     total = {k: sum(v[k] for v in tables.values()) for k in (*TERMS, "total")}
     return Traffic(int(batch_size), dtype, optimizer, bool(training), max(n_full, 1), tables, total,
-                   lookups, distinct)
+                   lookups, distinct, per_batch)
 
 
 def traffic_after_cache(traffic: dict[str, float], miss_ratio: float) -> dict[str, float]:
@@ -122,10 +128,11 @@ def traffic_after_cache(traffic: dict[str, float], miss_ratio: float) -> dict[st
 
 
 def required_bandwidth(bytes_per_batch: float, batch_size: int, samples_per_second: float) -> float:
-    """Bytes per second needed to train (or serve) ``samples_per_second``: ``bytes_per_batch * S / B``."""
+    """Bytes per second needed to train (or serve) ``samples_per_second``: ``bytes_per_batch * S / B``, ``B``
+    the samples in the batch those bytes were modelled on (:attr:`Traffic.samples_per_batch`)."""
     if batch_size <= 0:
         raise TracegenError(f"batch size must be positive, got {batch_size}")
-    return float(bytes_per_batch) * float(samples_per_second) / int(batch_size)
+    return float(bytes_per_batch) * float(samples_per_second) / float(batch_size)
 
 
 # ---- measurement --------------------------------------------------------------------------------------
@@ -197,10 +204,11 @@ def measure_embedding_bag(trace: Trace, dim: int | Sequence[int] = 64, batch_siz
     All tables of one ``D`` live in one ``EmbeddingBag`` (table ``j``'s rows after those of the tables
     before it) and each batch is one call per distinct ``D`` over its ``T * B`` bags, table-major, the
     layout of FBGEMM's table-batched embedding: per-call overhead then does not swamp the memory traffic.
-    Returns seconds per batch, the modelled bytes per batch of the same batches and their ratio (achieved
-    bytes/s). ``warmup`` batches run first and are not timed. The next (up to) ``max_batches`` batches are
-    timed, cycling through them again until ``min_seconds`` have passed (short batches are otherwise lost
-    in timer noise); timing stops early once ``max_seconds`` have passed (at least one batch is timed).
+    Returns seconds per batch, the modelled bytes per batch of exactly the batches timed (a short last batch
+    counts its own bytes and samples) and the achieved bytes/s (modelled bytes over measured seconds).
+    ``warmup`` batches run first and are not timed. The next (up to) ``max_batches`` batches are timed,
+    in whole passes until ``min_seconds`` have passed (short batches are otherwise lost in timer noise);
+    timing stops early once ``max_seconds`` have passed (at least one batch is timed).
     """
     import torch
 
@@ -252,10 +260,10 @@ def measure_embedding_bag(trace: Trace, dim: int | Sequence[int] = 64, batch_siz
     pool = batches[first:]
     done = 0
     t0 = time.perf_counter()
-    while True:  # at least every batch of the pool once and min_seconds in all (cycling), at most max_seconds
+    while True:  # whole passes over the pool until min_seconds in all; stops early after max_seconds
         step(pool[done % len(pool)])
         done += 1
-        if done >= len(pool):
+        if done % len(pool) == 0:
             _sync(device)
             elapsed = time.perf_counter() - t0
             if elapsed >= min_seconds or (max_seconds is not None and elapsed > max_seconds):
@@ -263,12 +271,21 @@ def measure_embedding_bag(trace: Trace, dim: int | Sequence[int] = 64, batch_siz
         elif max_seconds is not None and time.perf_counter() - t0 > max_seconds:
             break
     _sync(device)
-    seconds = (time.perf_counter() - t0) / done
-    timed_trace = sub.slice(first * batch_size, (first + min(done, len(pool))) * batch_size)
-    model = model_traffic(timed_trace, dims, batch_size, "fp32", optimizer, training=True)
+    elapsed = time.perf_counter() - t0
+    seconds = elapsed / done
+    # modelled bytes and samples of exactly the batches timed (pool batch i % len(pool) at step i): a short
+    # last batch moves fewer bytes, so one mean over the full batches would overstate the achieved rate
+    pool_bytes, pool_samples = [], []
+    for i in range(first, len(batches)):
+        one = sub.slice(i * batch_size, min((i + 1) * batch_size, sub.n_samples))
+        pool_bytes.append(model_traffic(one, dims, batch_size, "fp32", optimizer, training=True).total["total"])
+        pool_samples.append(one.n_samples)
+    steps = np.arange(done) % len(pool)
+    total_bytes = float(np.sum(np.asarray(pool_bytes)[steps]))
+    total_samples = int(np.sum(np.asarray(pool_samples)[steps]))
     return {"device": device, "optimizer": optimizer, "batch_size": int(batch_size), "batches": done,
-            "seconds_per_batch": seconds, "bytes_per_batch": model.total["total"],
-            "achieved_bytes_per_s": model.total["total"] / seconds, "samples_per_s": batch_size / seconds}
+            "seconds_per_batch": seconds, "bytes_per_batch": total_bytes / done,
+            "achieved_bytes_per_s": total_bytes / elapsed, "samples_per_s": total_samples / elapsed}
 
 
 def measure(traces: dict[str, Trace], dim: int | Sequence[int] = 64, batch_size: int = 2048,
@@ -292,7 +309,7 @@ def measure(traces: dict[str, Trace], dim: int | Sequence[int] = 64, batch_size:
             # best of two runs: a first run in a process (or on fresh memory) can be several times slower
             runs = [measure_embedding_bag(tr, dim, batch_size, device, optimizer, max_batches,
                                           max_seconds=max_seconds) for _ in range(2)]
-            m = min(runs, key=lambda r: r["seconds_per_batch"])
+            m = max(runs, key=lambda r: r["achieved_bytes_per_s"])
             m["fraction_of_copy"] = m["achieved_bytes_per_s"] / peak
             out["traces"][name] = m
     return out

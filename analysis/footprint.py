@@ -22,7 +22,11 @@ except the table size, which then counts the distinct ids.
 Vocabulary: **rows touched** are the distinct rows accessed; the **hot set** for a share ``f`` is the smallest
 number of rows that together receive at least ``f`` of the accesses (rows ranked by access count); the
 **working set** W(t, T) is the number of distinct rows in a window of ``T`` accesses (here non-overlapping
-windows); rows per batch are the distinct rows one batch of ``B`` samples touches.
+windows; the report prints the exact mean over all sliding windows,
+:func:`tracegen.locality.average_working_set`); rows per batch are the distinct rows one batch of ``B``
+samples touches, their mean and max taken over the full batches when there is at least one (a short last
+batch would pull the mean down; the same batches as :func:`analysis.bandwidth.model_traffic`, so
+``scatter_read`` is this mean times the row bytes).
 
 **Placement** (:func:`place`) answers "given a budget (GPU HBM, say), what do I keep there and what hit ratio
 does it buy?" with a documented greedy by accesses per byte over the trace's own access counts (a static,
@@ -244,7 +248,7 @@ class Footprint:
 
 def footprint(trace: Trace, dim: int | Sequence[int] = 64, batch_size: int = 2048,
               fractions: Sequence[float] = FRACTIONS, dtypes: Sequence[str] = tuple(DTYPES)) -> Footprint:
-    """Bytes, rows touched (whole trace, per batch of ``batch_size`` samples), hot sets; per table, total."""
+    """Bytes, rows touched (whole trace, per full batch of ``batch_size`` samples), hot sets; per table, total."""
     dims = dims_for(trace, dim)
     for dt in dtypes:
         row_bytes(1, dt)
@@ -253,6 +257,8 @@ def footprint(trace: Trace, dim: int | Sequence[int] = 64, batch_size: int = 204
         counts = access_counts(t.values, t.cardinality)
         all_counts.append(counts)
         rpb = rows_per_batch(t, batch_size)
+        if t.n_samples >= batch_size:  # full batches only (see the module docstring)
+            rpb = rpb[:t.n_samples // batch_size]
         hot = hot_set_rows(counts, fractions)
         tables.append(TableFootprint(
             name=t.name, cardinality=int(t.cardinality), dim=d, accesses=t.n_accesses,

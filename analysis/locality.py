@@ -381,27 +381,59 @@ def cache_sizes(max_rows: int, points: int = 48) -> np.ndarray:
 
 # ---- real against synthetic ---------------------------------------------------------------------------
 
+def _sd_cdf_all(s: StreamLocality, m: int) -> np.ndarray:
+    """``F(d)`` for every ``d`` in ``0..m-1``: share of all accesses with ``0 <= sd <= d``."""
+    c = np.zeros(m, np.float64)
+    k = min(int(s.counts.shape[0]), m)
+    c[:k] = np.asarray(s.counts, dtype=np.float64)[:k]
+    n = float(np.sum(s.counts)) + float(s.cold)
+    return np.cumsum(c) / n if n > 0 else c
+
+
+def sd_cdf_ks(real: StreamLocality, synth: StreamLocality) -> float:
+    """Kolmogorov-Smirnov distance of two stack-distance CDFs: ``max over every d >= 0 of |F_a(d) - F_b(d)|``
+    (``F`` as :meth:`StreamLocality.sd_cdf`; equal to the largest LRU miss-ratio difference at any cache
+    size of one row or more)."""
+    m = max(int(real.counts.shape[0]), int(synth.counts.shape[0]), 1)
+    return float(np.max(np.abs(_sd_cdf_all(real, m) - _sd_cdf_all(synth, m))))
+
+
 def compare_streams(real: StreamLocality, synth: StreamLocality, sizes=None) -> dict:
     """Error figures of ``synth`` against ``real``: miss-ratio-curve errors over log-spaced cache sizes
-    (mean and max absolute, in miss-ratio points), the stack-distance CDF distance (KS: max absolute
-    difference over the same sizes) and relative errors of distinct rows and cold share."""
+    (mean and max absolute, in miss-ratio points, at those sizes only), the stack-distance CDF distance
+    (KS: the largest absolute difference at *any* distance, :func:`sd_cdf_ks`) and relative errors of
+    distinct rows and cold share."""
     if sizes is None:
         sizes = cache_sizes(max(real.max_distance(), synth.max_distance()) + 1)
     a, b = real.miss_ratio(sizes), synth.miss_ratio(sizes)
-    d = np.asarray(sizes) - 1
     err = np.abs(a - b)
     ra, rb = real.summary(), synth.summary()
-    return {"name": real.name, "mrc_mae": float(err.mean()), "mrc_max_abs_err": float(err.max()),
-            "mrc_max_err_at_rows": int(np.asarray(sizes)[int(err.argmax())]),
-            "sd_cdf_ks": float(np.abs(real.sd_cdf(d) - synth.sd_cdf(d)).max()),
-            "distinct_rel_err": (synth.distinct - real.distinct) / real.distinct if real.distinct else 0.0,
-            "cold_share_real": ra["cold_share"], "cold_share_synthetic": rb["cold_share"]}
+    out = {"name": real.name, "mrc_mae": float(err.mean()), "mrc_max_abs_err": float(err.max()),
+           "mrc_max_err_at_rows": int(np.asarray(sizes)[int(err.argmax())]),
+           "sd_cdf_ks": sd_cdf_ks(real, synth),
+           "distinct_rel_err": (synth.distinct - real.distinct) / real.distinct if real.distinct else 0.0,
+           "cold_share_real": ra["cold_share"], "cold_share_synthetic": rb["cold_share"]}
+    if synth.name != real.name:
+        out["name_synthetic"] = synth.name
+    return out
+
+
+def paired_tables(real_names: Sequence[str], synth_names: Sequence[str]) -> list[tuple[int, int]]:
+    """Which tables :func:`compare` pairs, as ``(index in real, index in synth)``: by name when both
+    traces name the same tables (in any order), else by position when they have as many tables
+    (``tracegen report --vs`` says so when names differ), else the tables whose names match."""
+    where = {n: k for k, n in enumerate(synth_names)}
+    same = len(set(real_names)) == len(real_names) == len(where) and set(real_names) == set(where)
+    if not same and len(real_names) == len(synth_names):
+        return [(j, j) for j in range(len(real_names))]
+    return [(j, where[n]) for j, n in enumerate(real_names) if n in where]
 
 
 def compare(real: TraceLocality, synth: TraceLocality) -> dict:
-    """Per-table and shared error figures (see :func:`compare_streams`), plus the mean over tables."""
-    by_name = {s.name: s for s in synth.tables}
-    rows = [compare_streams(r, by_name[r.name]) for r in real.tables if r.name in by_name]
+    """Per-table and shared error figures (see :func:`compare_streams`), plus the mean over tables.
+    Tables are paired by name, or by position when the names differ (:func:`paired_tables`)."""
+    pairs = paired_tables([s.name for s in real.tables], [s.name for s in synth.tables])
+    rows = [compare_streams(real.tables[j], synth.tables[k]) for j, k in pairs]
     out = {"tables": rows, "shared": compare_streams(real.shared, synth.shared)}
     if rows:
         out["mean_table_mrc_mae"] = float(np.mean([r["mrc_mae"] for r in rows]))
@@ -444,4 +476,4 @@ def miss_ratio_at(stream: StreamLocality, size: float, unit: str, dim: int, dtyp
 
 __all__: Sequence[str] = ["SHARDS_THRESHOLD", "StreamLocality", "TraceLocality", "cache_sizes", "compare",
                           "compare_streams", "interleave", "lines_per_row", "miss_ratio_at", "mrc_in_units",
-                          "stream_locality", "trace_locality"]
+                          "paired_tables", "sd_cdf_ks", "stream_locality", "trace_locality"]

@@ -121,7 +121,7 @@ def mrc(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray]], lines_per_
         ax2.set_xlabel("LRU cache size (rows)")
         ax2.set_ylabel("miss ratio (fraction of accesses)")
         ax2.set_ylim(0, 1.02)
-        ax2.set_title("One cache per table (largest tables)" + ("\n(not drawn: " + "; ".join(notes) + ")"
+        ax2.set_title("One cache per table (most-accessed tables)" + ("\n(not drawn: " + "; ".join(notes) + ")"
                                                                  if notes else ""))
         if table_curves:
             ax2.legend(fontsize="small")

@@ -109,6 +109,7 @@ def _analyse(trace: Trace, *, dims: list[int], dtype: str, batch_size: int, samp
     max_rows = max(tl.shared.distinct, 1) + 1
     traffic = {o: bw.model_traffic(trace, dims, batch_size, dtype, o) for o in bw.OPTIMIZERS}
     infer = bw.model_traffic(trace, dims, batch_size, dtype, "sgd", training=False)
+    per_batch = traffic["sgd"].samples_per_batch or batch_size  # fewer when the trace is shorter than a batch
     after = []
     for c in cache_bytes:
         mr = float(tl.shared_miss_ratio([c], "bytes")[0])
@@ -121,7 +122,7 @@ def _analyse(trace: Trace, *, dims: list[int], dtype: str, batch_size: int, samp
         left = bw.traffic_after_cache(traffic["sgd"].total, mr)
         after.append({"cache_rows": rows, "cache_bytes": int(c), "cache_lines": int(lines), "miss_ratio": mr,
                       "miss_ratio_lines": mr_lines, "sgd_bytes_per_batch": left["total"],
-                      "sgd_bytes_per_s_needed": bw.required_bandwidth(left["total"], batch_size,
+                      "sgd_bytes_per_s_needed": bw.required_bandwidth(left["total"], per_batch,
                                                                       samples_per_second)})
     data = {
         "samples": trace.n_samples, "tables": trace.n_tables, "accesses": trace.n_accesses,
@@ -133,7 +134,7 @@ def _analyse(trace: Trace, *, dims: list[int], dtype: str, batch_size: int, samp
                                 for s, d in zip(tl.tables, dims)]},
         "traffic": {o: t.to_dict() for o, t in traffic.items()},
         "inference_traffic": infer.to_dict(),
-        "required_bytes_per_s": {o: bw.required_bandwidth(t.total["total"], batch_size, samples_per_second)
+        "required_bytes_per_s": {o: bw.required_bandwidth(t.total["total"], per_batch, samples_per_second)
                                  for o, t in traffic.items()},
         "after_cache": after,
         "placement": {g: fp.place(trace, budget, dims, dtype, g).to_dict() for g in ("rows", "tables")},
@@ -263,6 +264,13 @@ def _dim_settings(dims: list[int], dtype: str) -> dict:
             "lines_per_row": [loc.lines_per_row(x, dtype) for x in dims]}
 
 
+def _batch_text(summary: dict, label: str) -> str:
+    """``batch 2048``, or ``batch of 37 samples (whole trace)`` when the trace is shorter than one batch."""
+    b = summary["settings"]["batch_size"]
+    n = summary["traces"][label]["traffic"]["sgd"].get("samples_per_batch") or b
+    return f"batch {b}" if n == b else f"batch of {n:,.0f} samples (whole trace)"
+
+
 def _dim_text(dims: list[int]) -> str:
     return f"D={dims[0]}" if len(set(dims)) == 1 else f"D={min(dims)}..{max(dims)} per table"
 
@@ -340,14 +348,17 @@ def _figures(d: str, summary: dict, arrays: dict, labels: list[str], dims: list[
         sizes = np.unique(np.geomspace(min(fp.row_bytes(x, dtype) for x in dims), top_b + 1, 64).round())
         shared = {lab: (sizes, arrays[lab]["locality"].shared_miss_ratio(sizes, "bytes")) for lab in labels}
     top = sorted(range(len(first.tables)), key=lambda j: -first.tables[j].n_accesses)[:4]
+    names0 = [s.name for s in first.tables]
+    # each trace's table paired with the first trace's table j (as the comparison pairs them)
+    partner = {lab: dict(loc.paired_tables(names0, [s.name for s in arrays[lab]["locality"].tables]))
+               for lab in labels}
     table_curves = {}
     for j in top:
         name = first.tables[j].name
         table_curves[name] = {}
         for lab in labels:
-            by_name = {s.name: s for s in arrays[lab]["locality"].tables}
-            if name in by_name:
-                table_curves[name][lab] = loc.mrc_points(by_name[name])
+            if j in partner[lab]:
+                table_curves[name][lab] = loc.mrc_points(arrays[lab]["locality"].tables[partner[lab][j]])
     out = {}
     out["mrc.png"] = plots.mrc(os.path.join(d, "mrc.png"), shared, lines_per_byte, table_curves,
                                title=f"LRU miss-ratio curves ({_dim_text(dims)}, {dtype})")
@@ -366,8 +377,9 @@ def _figures(d: str, summary: dict, arrays: dict, labels: list[str], dims: list[
     names = [t["name"] for t in f0["tables"]]
     series = {f"allocated {dtype}": [t["table_bytes"][dtype] for t in f0["tables"]]}
     for lab in labels:
-        ft = {t["name"]: t for t in summary["traces"][lab]["footprint"]["tables"]}
-        series[f"touched ({lab})"] = [ft[n]["touched_bytes"][dtype] if n in ft else 0 for n in names]
+        ft = summary["traces"][lab]["footprint"]["tables"]
+        series[f"touched ({lab})"] = [ft[partner[lab][j]]["touched_bytes"][dtype] if j in partner[lab] else 0
+                                      for j in range(len(names))]
     out["footprint_bars.png"] = plots.table_bars(os.path.join(d, "footprint_bars.png"), names, series,
                                                  f"bytes ({dtype}, MiB, log)", "Per-table footprint")
     modelled = {}
@@ -380,27 +392,35 @@ def _figures(d: str, summary: dict, arrays: dict, labels: list[str], dims: list[
     if after:
         mid = after[len(after) // 2]
         left = bw.traffic_after_cache(arrays[labels[0]]["traffic"]["sgd"].total, mid["miss_ratio"])
-        modelled[f"SGD, {mid['cache_bytes'] / 2**20:.3g} MiB cache"] = left
+        suffix = f" {labels[0]}" if len(labels) > 1 else ""
+        modelled[f"SGD{suffix}, {_size(mid['cache_bytes'])} cache"] = left
     measured, copy_gbs = None, None
     if summary["measured"]:
         measured = {k: v["achieved_bytes_per_s"] / 1e9 for k, v in summary["measured"]["traces"].items()}
         copy_gbs = summary["measured"]["copy_bytes_per_s"] / 1e9
     out["bandwidth.png"] = plots.bandwidth_bars(
         os.path.join(d, "bandwidth.png"), modelled, measured, copy_gbs,
-        title=f"Embedding traffic, batch {summary['settings']['batch_size']}, {_dim_text(dims)}")
+        title=f"Embedding traffic, {_batch_text(summary, labels[0])}, {_dim_text(dims)}")
     return out
 
 
 # ---- text and HTML -----------------------------------------------------------------------------------
 
 def _size(n: float) -> str:
+    """Bytes in binary units (B, KiB, MiB, GiB, TiB), three significant figures, never in e-notation."""
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
+        if abs(n) < 1023.5 or unit == "TiB":  # 1023.5 and up prints as 1 of the next unit, never "1024"
             if unit == "B":
-                return f"{int(n)} B"
-            return f"{n:.3g} {unit}" if abs(n) < 1000 else f"{n:.0f} {unit}"
+                return f"{n:.0f} B"
+            return _num(n) + f" {unit}"
         n /= 1024.0
     return f"{n} B"
+
+
+def _num(x: float) -> str:
+    """Three significant figures below 1,000 (``0.775``, ``23.7``, ``999``), whole numbers with thousands
+    separators from there (``1,234``): never e-notation."""
+    return f"{x:.3g}" if abs(x) < 999.5 else f"{x:,.0f}"
 
 
 def text_summary(summary: dict) -> str:
@@ -422,13 +442,16 @@ def text_summary(summary: dict) -> str:
                      f"{hot['0.9']:,} ({hb['0.9']}), 99% from {hot['0.99']:,} ({hb['0.99']})")
         ws = t["locality"]["shared"].get("working_set") or {}
         if ws:
-            lines.append("  working set (mean distinct rows in a window): " + ", ".join(
-                f"{v:,.0f} in {int(k):,} accesses" for k, v in ws.items()))
+            lines.append("  working set (mean distinct rows over all sliding windows of W accesses): " + ", ".join(
+                f"{v:,.0f} at W = {int(k):,}" for k, v in ws.items()))
         mr = ", ".join(f"{a['miss_ratio']:.3f} at {_size(a['cache_bytes'])}" for a in t["after_cache"])
         lines.append(f"  shared LRU miss ratio: {mr}")
         sgd = t["traffic"]["sgd"]["total"]["total"]
-        lines.append(f"  modelled SGD traffic: {_size(sgd)} per batch of {s['batch_size']}; "
-                     f"{t['required_bytes_per_s']['sgd'] / 1e9:.3g} GB/s at {s['samples_per_second']:,.0f} "
+        n_b = t["traffic"]["sgd"].get("samples_per_batch") or s["batch_size"]
+        batch = (f"per batch of {s['batch_size']}" if n_b == s["batch_size"]
+                 else f"per batch of {n_b:,.0f} samples (the whole trace, shorter than one batch)")
+        lines.append(f"  modelled SGD traffic: {_size(sgd)} {batch}; "
+                     f"{_num(t['required_bytes_per_s']['sgd'] / 1e9)} GB/s at {s['samples_per_second']:,.0f} "
                      f"samples/s")
         pr = t["placement"]["rows"]
         lines.append(f"  budget {_size(pr['budget_bytes'])}: hottest rows give hit ratio "
@@ -437,16 +460,16 @@ def text_summary(summary: dict) -> str:
     c = summary.get("comparison")
     if c:
         lines.append(f"{summary['labels'][1]} vs {summary['labels'][0]}: shared MRC mean abs error "
-                     f"{c['shared']['mrc_mae']:.4f} (max {c['shared']['mrc_max_abs_err']:.4f}); "
-                     f"per-table mean "
+                     f"{c['shared']['mrc_mae']:.4f} (max {c['shared']['mrc_max_abs_err']:.4f}) at log-spaced "
+                     f"cache sizes; per-table mean "
                      f"{c.get('mean_table_mrc_mae', float('nan')):.4f}; "
-                     f"SD-CDF KS {c['shared']['sd_cdf_ks']:.4f}")
+                     f"SD-CDF KS (every distance) {c['shared']['sd_cdf_ks']:.4f}")
     m = summary.get("measured")
     if m:
-        parts = ", ".join(f"{k} {v['achieved_bytes_per_s'] / 1e9:.3g} GB/s ({v['fraction_of_copy']:.0%})"
+        parts = ", ".join(f"{k} {_num(v['achieved_bytes_per_s'] / 1e9)} GB/s ({v['fraction_of_copy']:.0%})"
                           for k, v in m["traces"].items())
         lines.append(f"measured on {m['device']} ({m.get('threads')} thread(s)): {parts}; "
-                     f"copy {m['copy_bytes_per_s'] / 1e9:.3g} GB/s")
+                     f"copy {_num(m['copy_bytes_per_s'] / 1e9)} GB/s")
     if summary.get("raw_key_note"):
         lines.append(summary["raw_key_note"])
     lines.append(summary["sampling"]["note"])
@@ -510,7 +533,8 @@ def _html(summary: dict, figs: dict) -> str:
             ["table", "rows", "accesses", "rows touched", f"bytes ({dt})", "touched bytes", "rows / batch",
              "hot rows 90%", "cold share", "SHARDS rate"], rows))
         tr = t["traffic"]
-        parts.append(f"<h3>Modelled bytes per batch ({html.escape(lab)})</h3>" + _table(
+        parts.append(f"<h3>Modelled bytes per {html.escape(_batch_text(summary, lab))} ({html.escape(lab)})</h3>"
+                     + _table(
             ["term", *bw.OPTIMIZERS],
             [[k, *(_size(tr[o]["total"][k]) for o in bw.OPTIMIZERS)] for k in (*bw.TERMS, "total")]))
         parts.append(f"<h3>Shared cache ({html.escape(lab)})</h3>" + _table(
@@ -519,7 +543,7 @@ def _html(summary: dict, figs: dict) -> str:
             [[f"{a['cache_rows']:,}" if a["cache_rows"] is not None else "-", _size(a["cache_bytes"]),
               f"{a['cache_lines']:,}",
               f"{a['miss_ratio']:.4f}",
-              _size(a["sgd_bytes_per_batch"]), f"{a['sgd_bytes_per_s_needed'] / 1e9:.3g}"]
+              _size(a["sgd_bytes_per_batch"]), _num(a["sgd_bytes_per_s_needed"] / 1e9)]
              for a in t["after_cache"]]))
         pl = t["placement"]
         parts.append(f"<h3>Placement in {_size(s['budget_bytes'])} ({html.escape(lab)})</h3><p>Greedy by "
@@ -529,20 +553,22 @@ def _html(summary: dict, figs: dict) -> str:
                      f"{pl['tables']['hit_ratio']:.4f} using {_size(pl['tables']['bytes_used'])}.</p>")
     c = summary.get("comparison")
     if c:
-        rows = [[r["name"], f"{r['mrc_mae']:.4f}", f"{r['mrc_max_abs_err']:.4f}", f"{r['sd_cdf_ks']:.4f}",
+        rows = [[r["name"] + (f" ~ {r['name_synthetic']}" if r.get("name_synthetic") else ""),
+                 f"{r['mrc_mae']:.4f}", f"{r['mrc_max_abs_err']:.4f}", f"{r['sd_cdf_ks']:.4f}",
                  f"{r['distinct_rel_err']:+.3f}"] for r in [c["shared"], *c["tables"]]]
         parts.append(f"<h2>{html.escape(summary['labels'][1])} against "
                      f"{html.escape(summary['labels'][0])}</h2>"
-                     + _table(["stream", "MRC mean abs err", "MRC max abs err", "SD-CDF KS",
+                     + _table(["stream", "MRC mean abs err (log sizes)", "MRC max abs err (log sizes)",
+                               "SD-CDF KS (every distance)",
                                "distinct rows rel. err"], rows))
     m = summary.get("measured")
     if m:
         rows = [[k, f"{v['seconds_per_batch'] * 1e3:.2f} ms", _size(v["bytes_per_batch"]),
-                 f"{v['achieved_bytes_per_s'] / 1e9:.3g}", f"{v['fraction_of_copy']:.1%}",
+                 _num(v["achieved_bytes_per_s"] / 1e9), f"{v['fraction_of_copy']:.1%}",
                  f"{v['samples_per_s']:,.0f}"] for k, v in m["traces"].items()]
         parts.append(f"<h2>Measured on {html.escape(m['device'])}</h2><p>torch EmbeddingBag forward + "
                      f"backward + SGD step ({m['threads']} thread(s) on CPU), best of two runs; "
-                     f"copy bandwidth {m['copy_bytes_per_s'] / 1e9:.3g} GB/s.</p>"
+                     f"copy bandwidth {_num(m['copy_bytes_per_s'] / 1e9)} GB/s.</p>"
                      + _table(["ids", "time / batch", "modelled bytes / batch", "GB/s", "of copy",
                                "samples/s"],
                               rows))

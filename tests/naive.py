@@ -399,3 +399,38 @@ def fifo_misses(keys, capacity: int) -> int:
             queue.pop(0)
         queue.append(k)
     return misses
+
+
+def batch_interleave(tables, batch_size: int) -> list:
+    """DLRM issue order by batch: for each batch of ``batch_size`` samples, table 0's bags, then table 1's,
+    ...; each access is the key ``(table index, row id)``. ``tables`` are ``(values, offsets)`` pairs."""
+    n_samples = len(tables[0][1]) - 1
+    keys = []
+    for s in range(0, n_samples, batch_size):
+        e = min(s + batch_size, n_samples)
+        for j, (v, o) in enumerate(tables):
+            keys.extend((j, int(x)) for x in v[o[s]:o[e]])
+    return keys
+
+
+def hot_set_size(ids, share: float) -> int:
+    """Fewest distinct ids whose accesses add up to at least ``share`` of all, hottest first, by counting."""
+    from collections import Counter
+
+    counts = sorted(Counter(ids).values(), reverse=True)
+    total = sum(counts)
+    got = 0
+    for k, c in enumerate(counts, 1):
+        got += c
+        if got >= share * total - 1e-9:
+            return k
+    return 0
+
+
+def sd_cdf_ks(sd_a, sd_b) -> float:
+    """Largest ``|F_a(d) - F_b(d)|`` over every distance ``d``, ``F(d)`` the share of all accesses (cold
+    ones, ``-1``, included in the total) with ``0 <= sd <= d``, by counting at each ``d``."""
+    a, b = list(sd_a), list(sd_b)
+    top = max([0, *a, *b])
+    return max(abs(sum(0 <= x <= d for x in a) / len(a) - sum(0 <= x <= d for x in b) / len(b))
+               for d in range(top + 1))

@@ -232,7 +232,8 @@ def log_sizes(max_size: int, points: int = 64) -> np.ndarray:
 
 
 def sd_percentiles(counts: np.ndarray, cold: int, q: Sequence[float] = SD_PERCENTILES) -> dict:
-    """Percentiles of the *warm* stack distances (lower interpolation) from a histogram; None if none."""
+    """Percentiles of the *warm* stack distances from a histogram (inverted CDF: the smallest distance whose
+    CDF reaches q; numpy's method="inverted_cdf"); None if none."""
     counts = np.asarray(counts, dtype=np.float64)
     total = counts.sum()
     if total <= 0:

@@ -1,8 +1,10 @@
 """Profile a trace's cache locality: stack distances, LRU miss-ratio curves, footprint, popularity.
 
-Prints one line per table (and for one cache shared by all tables, accesses interleaved as DLRM
-issues them): accesses, distinct ids, cold fraction, median and p90 stack distance, and the LRU
-hit ratio at a few cache sizes. With -o, writes the full profile as JSON (MRC at log-spaced sizes
+Prints one line per table (and for one cache shared by all tables, accesses interleaved sample by
+sample, table by table within a sample; `tracegen report` interleaves a whole batch of each table in
+turn, so its shared-cache figures differ): accesses, distinct ids, cold fraction, median and p90 warm
+stack distance (the smallest d with at least that share of warm accesses at distance <= d), and the
+LRU hit ratio at a few cache sizes. With -o, writes the full profile as JSON (MRC at log-spaced sizes
 in rows, and bytes with --row-bytes; footprint curve; popularity).
 
 Stack distances are exact by default (O(N log U)); --sample-rate R estimates them with SHARDS

@@ -68,7 +68,8 @@ def register(sub) -> None:
     p.add_argument("--shards-threshold", type=positive_int, metavar="N", default=None,
                    help="sample streams longer than N accesses (default 4,000,000)")
     p.add_argument("--budget", type=_bytes, metavar="BYTES",
-                   help="memory budget for placement, e.g. 80G (default: 10%% of the touched rows)")
+                   help="memory budget for placement, e.g. 80G (binary: K, M, G = KiB, MiB, GiB; "
+                   "default: 10%% of the touched rows)")
     p.add_argument("--throughput", type=positive_float, default=1e6, metavar="S",
                    help="samples/s for the bandwidth-needed figure (1e6)")
     p.add_argument("--no-measure", action="store_true", help="skip the torch bandwidth measurement")
@@ -142,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
             f"has {traces[1].n_tables} tables but {paths[0]} has {traces[0].n_tables}: "
             "--vs compares two traces of the same tables", paths[1]
         )
-    if args.vs and traces[1].names != traces[0].names:  # compared by position: say so (names may differ by format)
+    if args.vs and set(traces[1].names) != set(traces[0].names):  # compared by position (names may differ by format)
         pairs = [f"{x}~{y}" for x, y in zip(traces[0].names, traces[1].names) if x != y]
         print(f"tracegen report: note: tables compared by position, names differ: {', '.join(pairs[:6])}"
               + (" ..." if len(pairs) > 6 else ""), file=sys.stderr)

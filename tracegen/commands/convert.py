@@ -82,7 +82,8 @@ def convert_criteo(
                 if hasattr(writer, "write_columns"):  # dlrm-npz: no per-table detour
                     writer.write_columns(y, x_int, ids)
                 else:
-                    writer.write(chunk_trace(y, x_int, ids, final_counts or parser.counts, names))
+                    counts = final_counts or parser.counts
+                    writer.write(chunk_trace(y, x_int, ids, counts, names, labelled=parser.labelled))
                 pb.update(parser.bytes_read - last)
                 last = parser.bytes_read
         if parser.rows == 0:

@@ -131,8 +131,8 @@ def _criteo_summary(path: str, fmt: str, max_ind_range: int = -1, progress: bool
         "tables": N_CAT,
         "accesses": b * N_CAT,
         "dense_features": 13,
-        "labels": True,
-        "positive_rate": positives / b,
+        "labels": bool(parser.labelled),  # Kaggle's test.txt has none
+        "positive_rate": positives / b if parser.labelled else None,
         "per_table": tables,
     }
 

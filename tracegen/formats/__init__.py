@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import os
+import re
 import zlib
 from collections.abc import Callable
 
@@ -136,7 +137,7 @@ FORMATS: dict[str, Format] = {
         ),
         Format(
             "oracle-general",
-            "libCacheSim oracleGeneral: 24-byte records (time, id, size, next access)",
+            "libCacheSim oracleGeneral: 24-byte records (time, id, size, next access); its .lcs traces too",
             (".bin", ".oraclegeneral"),
             cache.read_oracle_general,
             cache.write_oracle_general,
@@ -214,23 +215,35 @@ def _sniff_text(path, head: bytes | None = None) -> str | None:
         return None
     first = head.split(b"\n", 1)[0].rstrip(b"\r")
     lines = [ln for ln in head.split(b"\n") if ln.strip()]
-    if first.count(b"\t") == criteo.N_FIELDS - 1:
-        return "criteo-tsv"
     n_fields = first.count(b"\t") + 1
+    if n_fields == criteo.N_FIELDS:
+        return "criteo-tsv"
+    if n_fields == criteo.N_FIELDS - 1 and os.path.basename(os.fspath(path)).lower().startswith("test"):
+        return "criteo-tsv"  # Kaggle's test.txt: no label; any other 39-field file may be a truncated line
     if abs(n_fields - criteo.N_FIELDS) <= 4:  # tab separated, about Criteo's width: not a plain id list
+        hint = ""
+        if n_fields == criteo.N_FIELDS - 1:
+            hint = "; a file without labels (Kaggle's test.txt) has 39: read it with --from criteo-tsv"
         raise TraceFormatError(
             f"criteo-tsv: line 1 has {n_fields} fields, expected {criteo.N_FIELDS} "
-            f"(label, {criteo.N_INT} dense, {criteo.N_CAT} categorical)",
+            f"(label, {criteo.N_INT} dense, {criteo.N_CAT} categorical){hint}",
             path,
         )
     low = first.lower()
-    if low.startswith(b"label,") or (first.count(b",") == criteo.N_FIELDS - 1 and b"i1" in low):
+    n_commas = first.count(b",") + 1
+    if low.startswith(b"label,") or (n_commas in (criteo.N_FIELDS, criteo.N_FIELDS - 1) and b"i1" in low):
         return "criteo-csv"
-    if first.count(b",") == criteo.N_FIELDS - 1:
+    if n_commas == criteo.N_FIELDS:
+        return "criteo-csv"
+    header = [c.strip().strip(b'"').strip() for c in low.split(b",")]
+    if b"i1" in header and b"c26" in header:  # Criteo columns after an index column (pandas' to_csv)
         return "criteo-csv"
     cols = [c.strip().strip(b'"').strip().lower() for c in first.split(b",")]  # a quoted CSV header too
     if any(c.decode("ascii", "replace") in cache.ID_COLUMNS for c in cols):  # a header (one column too)
         return "lcs-csv"
+    tab_cols = [c.strip().strip(b'"').strip().lower() for c in first.split(b"\t")]
+    if len(tab_cols) > 1 and any(c.decode("ascii", "replace") in cache.ID_COLUMNS for c in tab_cols):
+        return "lcs-csv"  # a tab-separated header (libCacheSim's csv reader takes delimiter=\t)
     if len(lines) == 3 and b"." in lines[2] and b"," in lines[0]:
         return "dlrm-dist"
     if b", " in first or (b"," in first and len(lines) == 1):
@@ -282,11 +295,46 @@ def _sniff_bin_ids(p: str, size: int) -> str | None:
     )
 
 
+# libCacheSim's other binary layouts, by the names its traces carry (not oracleGeneral itself)
+_OTHER_ORACLE = r"oracle(?:generalop|sys|sim|cf|akamai|wiki|twr)[a-z0-9]*"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+def _refuse_zstd(p: str) -> None:
+    """libCacheSim ships its traces zstd-compressed (``*.oracleGeneral.zst``); no reader here inflates zstd,
+    and the compressed bytes must never be read as records."""
+    if _head(p, 4) == ZSTD_MAGIC:
+        raise TraceFormatError("zstd-compressed: decompress it first (zstd -d FILE), then read the result", p)
+
+
+# what the DLRM reference writes beside its data: member names -> what the file is
+_DLRM_SIDE_FILES = {
+    ("counts",): "table sizes (*_fea_count.npz: counts)",
+    ("total_per_file",): "samples per day (*_day_count.npz: total_per_file)",
+    ("unique",): "category dictionary of one table (*_fea_dict_N.npz: unique)",
+}
+
+
+def _tar_error(p: str) -> TraceFormatError:
+    """Criteo ships Kaggle's train.txt and test.txt as dac.tar.gz: the archive itself is no trace."""
+    return TraceFormatError("a tar archive (like Criteo's dac.tar.gz): extract it (tar xf FILE) and read its files", p)
+
+
 def detect(path) -> str:
     """The format name of ``path``, from its extension and content (magic bytes, first lines)."""
     p = os.fspath(path)
     if not os.path.isfile(p):
         raise TracegenError("no such file" if not os.path.exists(p) else "is not a file", p)
+    _refuse_zstd(p)
+    if cache.is_lcs(p):  # libCacheSim's lcs trace (*.lcs): its header says so whatever the name
+        return "oracle-general"
+    other = re.search(_OTHER_ORACLE, os.path.basename(p), re.IGNORECASE)
+    if other:  # oracleSysTwrNS (34-byte records), oracleGeneralOpNS, ... would be misread as other binaries
+        raise TraceFormatError(
+            f"a libCacheSim {other.group(0)} trace? only its oracleGeneral layout (24-byte records) is "
+            "read: convert the trace to oracleGeneral with libCacheSim first",
+            p,
+        )
     ext = _ext(p)
     if ext == ".npz":
         with native.NpzArchive(p) as ar:
@@ -294,6 +342,11 @@ def detect(path) -> str:
                 return "npz"
             if ar.has("X_cat"):
                 return "dlrm-npz"
+            if ar.has("X_cat_t"):
+                raise dlrm.intermediate_day_error(p)
+            side = _DLRM_SIDE_FILES.get(tuple(sorted(ar.names())))
+            if side:
+                raise TraceFormatError(f"the DLRM reference's {side}, not a trace: read the data file beside it", p)
             keys = ", ".join(ar.names()[:8])
         raise TraceFormatError(
             f"an npz with neither metadata.json (native) nor X_cat (DLRM); it holds: {keys} "
@@ -325,7 +378,9 @@ def detect(path) -> str:
             "(dlrm-trace-bin uint64 ids): truncated? (or name the format with --from)",
             p,
         )
-    head = _head(p, 4)
+    head = _head(p, 512 + 8)
+    if head[257:262] == b"ustar":
+        raise _tar_error(p)
     if head[:2] == b"PK":
         with native.NpzArchive(p) as ar:
             if native.is_native(ar):
@@ -344,6 +399,8 @@ def detect(path) -> str:
                 inner = g.read(65536)
         except (OSError, EOFError, zlib.error) as e:
             raise TraceFormatError(f"a corrupt gzip file ({e})", p) from None
+        if inner[257:262] == b"ustar":
+            raise _tar_error(p)
         base = os.path.basename(p).lower()
         if base.endswith((".pt.gz", ".pth.gz")) or inner[:2] == b"PK" or inner[:1] == b"\x80":
             return "tbe-pt"  # Meta's dlrm_datasets ship fbgemm_t856_bs65536.pt.gz
@@ -359,6 +416,8 @@ def detect(path) -> str:
         if ext == ".log" and guess not in ("dlrm-dist", "dlrm-trace"):
             guess = "dlrm-trace"
         return guess
+    if ext == ".log" and os.path.getsize(p) % 8 == 0:
+        return "dlrm-trace-bin"  # the reference writes its binary trace under the same trace.log names
     raise TraceFormatError(
         f"cannot detect the format (extension {ext or 'none'!r}); give it with --from ({', '.join(FORMATS)})",
         p,
@@ -391,6 +450,8 @@ def read(path, fmt: str | None = None, **options) -> Trace:
         raise TracegenError("no such file", p)
     if os.path.isdir(p):
         raise TracegenError("is a directory, not a trace file", p)
+    if fmt is not None and os.path.isfile(p):
+        _refuse_zstd(p)
     fmt = fmt or detect(p)
     f = _check_name(fmt, p)
     if f.reader is None:

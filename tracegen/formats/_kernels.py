@@ -33,13 +33,15 @@ DIGITS = _digit_table()
 
 
 @njit(cache=True)
-def _parse_block(buf, n_lines, sep, digits):
+def _parse_block(buf, n_lines, sep, digits, first=0, skip=0):
     """Parse ``n_lines`` complete lines of ``buf`` (uint8) in one pass over the bytes.
 
-    ``digits`` is :data:`DIGITS`. Returns ``(y, x_int, x_cat, rows, err_line, err_field, err_code)``;
-    parsing stops at the first malformed line (``err_code`` 1: wrong field count, 2: bad number, 3: bad
-    hex). Empty fields are 0; integers may carry a sign and a fractional part (truncated); spaces and a
-    CR are ignored.
+    ``digits`` is :data:`DIGITS`; ``first`` is 1 for lines without the label field (Kaggle's
+    ``test.txt``: 39 fields; ``y`` stays 0 and field numbers still count the label); ``skip`` leading
+    fields of every line are ignored (the index column of a CSV written by pandas). Returns
+    ``(y, x_int, x_cat, rows, err_line, err_field, err_code)``; parsing stops at the first malformed
+    line (``err_code`` 1: wrong field count, 2: bad number, 3: bad hex). Empty fields are 0; integers
+    may carry a sign and a fractional part (truncated); spaces and a CR are ignored.
     """
     y = np.zeros(n_lines, np.int64)
     x_int = np.zeros((n_lines, 13), np.int64)
@@ -48,7 +50,12 @@ def _parse_block(buf, n_lines, sep, digits):
     pos = 0
     row = 0
     while row < n_lines and pos < n:
-        field = 0
+        for _ in range(skip):
+            while pos < n and buf[pos] != sep and buf[pos] != 10:
+                pos += 1
+            if pos < n and buf[pos] == sep:
+                pos += 1
+        field = first
         while True:
             i = pos
             if field < 14:

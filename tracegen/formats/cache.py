@@ -5,13 +5,20 @@ i64 next_access_vtime)``. ``next_access_vtime`` is the 1-based position (virtual
 from 1) of the next request to the same object, ``-1`` if there is none; the writer computes it
 (checked against libCacheSim's own ``cloudPhysicsIO.oracleGeneral.bin``). Written from a trace:
 ``clock_time`` is the sample index (all ids of one sample share it), ``obj_size`` is ``obj_size``
-(default 1, so libCacheSim cache sizes count rows).
+(default 1, so libCacheSim cache sizes count rows). Reading drops records of ``obj_size`` 0, as libCacheSim's
+readers do by default (``ignore_size_zero_req``), unless every record has size 0 (a file that records no
+sizes), which is read whole.
 
-``lcs-csv``: comma separated, a header naming the columns (e.g. ``version,time,op,size,lbn``). The id
-column is ``id_col`` (name or 0-based index) or, by default, the first of ``obj_id, obj-id, id, key,
-lbn, block, addr``. Standard CSV double quotes (``"obj_id"``, ``"5"``) are removed from the header and
-the fields (files without a ``"`` take a faster split). Our writer writes ``time,obj_id,obj_size``
+``lcs-csv``: comma separated (or TAB separated when the first line has tabs and no comma, libCacheSim's
+``delimiter=\t``), usually with a header naming the columns (e.g. ``version,time,op,size,lbn``); a first
+row holding any number is data, not a header (Twitter's traces have none). The id column is ``id_col``
+(name or 0-based index) or, by default, the first of ``obj_id, obj-id, id, key, lbn, block, addr``.
+Standard CSV double quotes (``"obj_id"``, ``"5"``) are removed from the header and the fields (files
+without a ``"`` take a faster split). Our writer writes ``time,obj_id,obj_size``
 (libCacheSim: ``-t "time-col=1, obj-id-col=2, obj-size-col=3, has-header=true"``).
+
+libCacheSim's lcs traces (``*.lcs``: an 8 KiB header, then v1 oracleGeneral records or the longer v2-v8
+ones) are read as ``oracle-general`` too, told by the header's magic; writing always gives oracleGeneral.
 
 Both hold raw 64-bit keys: reading keeps them (cardinality ``max id + 1``) unless ``densify=True``
 relabels them ``0..U-1`` by first appearance. Keep raw ids for cache analysis and to write the keys
@@ -39,6 +46,12 @@ from tracegen.formats.dlrm import _IdStreamWriter
 from tracegen.trace import Table, Trace
 
 OG_DTYPE = np.dtype([("time", "<u4"), ("obj_id", "<u8"), ("obj_size", "<u4"), ("next_access_vtime", "<i8")])
+# libCacheSim's lcs traces: an 8 KiB header (start magic, version, statistics, end magic), then records whose
+# size depends on the version; every version starts u32 clock_time, u64 obj_id, then the size (u32 in v1/v2,
+# i64 from v3); v1 records are oracleGeneral's
+LCS_MAGIC = (0x123456789ABCDEF0).to_bytes(8, "little")
+LCS_HEADER = 8192
+_LCS_RECORD = {1: 24, 2: 28, 3: 36, 4: 40, 5: 44, 6: 52, 7: 68, 8: 100}
 ID_COLUMNS = ("obj_id", "obj-id", "objid", "id", "key", "lbn", "block", "addr", "address")
 
 
@@ -95,15 +108,46 @@ def plausible_oracle_general(path, probe: int = 4096) -> bool:
     return bool(ok.all())
 
 
+def is_lcs(path) -> bool:
+    """True if ``path`` starts with the magic of libCacheSim's lcs trace header."""
+    with open(path, "rb") as f:
+        return f.read(8) == LCS_MAGIC
+
+
+def _lcs_records(path) -> np.ndarray:
+    """The ``obj_id`` and ``obj_size`` fields of an lcs trace's records (any version 1-8)."""
+    with open(path, "rb") as f:
+        head = f.read(LCS_HEADER)
+    if len(head) < LCS_HEADER or head[-8:] != LCS_MAGIC:
+        raise TraceFormatError(f"a libCacheSim lcs header is {LCS_HEADER} bytes ending in its magic: truncated?", path)
+    ver = int.from_bytes(head[8:16], "little")
+    if ver not in _LCS_RECORD:
+        raise TraceFormatError(f"lcs version {ver} is not one of libCacheSim's 1-8", path)
+    rec = _LCS_RECORD[ver]
+    size = os.path.getsize(path) - LCS_HEADER
+    if size % rec:
+        raise TraceFormatError(f"{size} bytes of records are not a multiple of the {rec}-byte lcs v{ver} record", path)
+    fields = {"names": ["obj_id", "obj_size"], "formats": ["<u8", "<u4" if ver <= 2 else "<i8"], "offsets": [4, 12]}
+    dt = np.dtype({**fields, "itemsize": rec})
+    return np.fromfile(path, dtype=dt, offset=LCS_HEADER)
+
+
 def read_oracle_general(path, *, densify: bool = False, name: str = "t0") -> Trace:
+    """Read oracleGeneral records (or an lcs trace, told by its header); size-0 requests are skipped."""
     size = os.path.getsize(path)
     if size == 0:
         raise TraceFormatError("trace is empty (0 bytes)", path)
-    if size % OG_DTYPE.itemsize:
+    if is_lcs(path):
+        rec = _lcs_records(path)
+    elif size % OG_DTYPE.itemsize:
         raise TraceFormatError(
             f"size {size} is not a multiple of the 24-byte oracleGeneral record: truncated?", path
         )
-    rec = np.fromfile(path, dtype=OG_DTYPE)
+    else:
+        rec = np.fromfile(path, dtype=OG_DTYPE)
+    zero = rec["obj_size"] == 0
+    if zero.any() and not zero.all():  # libCacheSim skips them (its readers' default ignore_size_zero_req)
+        rec = rec[~zero]
     return finish_single(rec["obj_id"], path, name=name, densify=densify)
 
 
@@ -168,7 +212,7 @@ class OracleGeneralStreamWriter(_IdStreamWriter):
         del rec
 
 
-def _quoted_rows(data: bytes) -> list[list[bytes]]:
+def _quoted_rows(data: bytes, delimiter: bytes = b",") -> list[list[bytes]]:
     """Rows of a CSV that uses standard double quotes (``"obj_id"``, ``"5"``, ``"a,b"``, ``""`` for a
     quote), quotes removed; blank rows dropped. The slow path: files without quotes are split directly."""
     import csv
@@ -176,16 +220,24 @@ def _quoted_rows(data: bytes) -> list[list[bytes]]:
 
     text = data.decode("utf-8", "surrogateescape")
     rows = []
-    for row in csv.reader(io.StringIO(text, newline=""), skipinitialspace=True, strict=False):
+    lines = io.StringIO(text, newline="")
+    for row in csv.reader(lines, delimiter=delimiter.decode(), skipinitialspace=True, strict=False):
         if any(c.strip() for c in row):
             rows.append([c.encode("utf-8", "surrogateescape") for c in row])
     return rows
 
 
+def _is_number(c: bytes) -> bool:
+    return c.lstrip(b"+-").replace(b".", b"", 1).isdigit()
+
+
 def _is_header(first: list[bytes]) -> bool:
-    return any(c and not c.lstrip(b"+-").replace(b".", b"").isdigit() for c in first) and any(
-        c.lower().decode("ascii", "replace") in ID_COLUMNS or c[:1].isalpha() for c in first
-    )
+    """A header names columns: no field is a number. A row with numbers beside string keys is data
+    (Twitter's cache traces, ``0,q:abc,10,100,1,get,0``, have no header)."""
+    cells = [c for c in first if c]
+    if not cells or any(_is_number(c) for c in cells):
+        return False
+    return any(c.lower().decode("ascii", "replace") in ID_COLUMNS or c[:1].isalpha() for c in cells)
 
 
 def _id_column(header: list[bytes] | None, ncol: int, id_col, path) -> int:
@@ -222,6 +274,8 @@ def _csv_id_tokens(path, id_col) -> np.ndarray:
     with open(path, "rb") as f:
         data = strip_bom(f.read())
     quoted = b'"' in data
+    first_line = next((ln for ln in data[:65536].splitlines() if ln.strip()), b"")
+    sep = b"\t" if b"\t" in first_line and b"," not in first_line else b","  # libCacheSim's delimiter=\t
     header, col, n_rows, parts = None, None, 0, []
     a = 0
     while a < len(data):
@@ -230,7 +284,8 @@ def _csv_id_tokens(path, id_col) -> np.ndarray:
         else:
             b = data.find(b"\n", min(a + CSV_BLOCK, len(data)))
             b = len(data) if b < 0 else b + 1
-        rows = _quoted_rows(data[a:b]) if quoted else [ln.split(b",") for ln in data[a:b].splitlines() if ln.strip()]
+        block = data[a:b]
+        rows = _quoted_rows(block, sep) if quoted else [ln.split(sep) for ln in block.splitlines() if ln.strip()]
         a = b
         if col is None:
             if not rows:

@@ -1,8 +1,10 @@
 """Raw Criteo text: ``criteo-tsv`` (TAB separated, no header: Kaggle ``train.txt``, Terabyte ``day_N``) and
-``criteo-csv`` (comma separated with a ``label,I1..I13,C1..C26`` header).
+``criteo-csv`` (comma separated with a ``label,I1..I13,C1..C26`` header; leading index columns, as pandas'
+``to_csv`` writes them, or the ``Id`` of the Kaggle competition's ``train.csv``/``test.csv``, are skipped).
 
-Each line is ``label``, 13 integer features, 26 hex categorical features. Gzip-compressed files
-(``day_0.gz``) are read as they are. Parsed the way the DLRM
+Each line is ``label``, 13 integer features, 26 hex categorical features; Kaggle's ``test.txt`` has no
+label (39 fields, told apart by the first line's field count), and gives a trace without labels.
+Gzip-compressed files (``day_0.gz``) are read as they are. Parsed the way the DLRM
 reference's ``data_utils.getCriteoAdData`` preprocesses it, in one streaming pass with bounded memory:
 
 - a missing field is ``0`` (the reference turns ``''`` into ``'0'``): a missing category is hex ``0``
@@ -34,6 +36,10 @@ N_INT = 13
 N_CAT = 26
 N_FIELDS = 1 + N_INT + N_CAT
 BLOCK_BYTES = 16 << 20
+
+# leading columns before the label: pandas' to_csv index (unnamed, or the index's name) and the Id of the
+# Kaggle competition's own train.csv (Id,Label,I1,...) and test.csv (Id,I1,...)
+_INDEX_NAMES = (b"", b"unnamed: 0", b"index", b"id")
 
 # error codes of the parse kernel
 _E_FIELDS, _E_INT, _E_HEX = 1, 2, 3
@@ -93,6 +99,8 @@ class CriteoParser:
         self.size = os.path.getsize(self.path)
         self.bytes_read = 0
         self.rows = 0
+        self.labelled: bool | None = None  # False for Kaggle's test.txt (39 fields); known after the first block
+        self.skip = 0  # leading columns before the label (or I1) in a header: a pandas index
 
     @property
     def counts(self) -> list[int]:
@@ -102,7 +110,10 @@ class CriteoParser:
         """Yield (block of complete lines, n_lines, first line number)."""
         line_no = 1
         with open(self.path, "rb") as raw:
-            gz = raw.read(2) == b"\x1f\x8b"
+            magic = raw.read(4)
+            if magic == b"\x28\xb5\x2f\xfd":
+                raise TraceFormatError("zstd-compressed: decompress it first (zstd -d FILE)", self.path)
+            gz = magic[:2] == b"\x1f\x8b"
             raw.seek(0)
             f = gzip.GzipFile(fileobj=raw, mode="rb") if gz else raw
             first = True
@@ -131,9 +142,14 @@ class CriteoParser:
                         block = block[3:]
                     nl = block.find(b"\n")
                     head = block[: nl if nl >= 0 else len(block)]
-                    if head[:1].isalpha() or head.lower().startswith(b"label"):
+                    cells = [c.strip().strip(b'"').strip().lower() for c in head.split(bytes([self.sep]))]
+                    if head[:1].isalpha() or head.lower().startswith(b"label") or b"i1" in cells:
                         block = block[nl + 1 :] if nl >= 0 else b""
                         line_no += 1
+                        if b"i1" in cells:  # a header counts the columns: index columns first (pandas)?
+                            while self.skip < len(cells) and cells[self.skip] in _INDEX_NAMES:
+                                self.skip += 1
+                            self.labelled = len(cells) - self.skip != N_FIELDS - 1
                 arr = np.frombuffer(block, dtype=np.uint8)
                 n_lines = int(np.count_nonzero(arr == 10))
                 if arr.size and arr[-1] != 10:
@@ -148,19 +164,28 @@ class CriteoParser:
         """Yield ``(y int32 (b,), x_int int32 (b, 13) clipped at 0, ids int64 (b, 26))`` per block."""
         blank_at = None  # line number of a blank line, fatal only if data lines follow it
         for arr, n_lines, line_no in self._lines():
+            if self.labelled is None:
+                self.labelled = _field_count(arr, 0, self.sep) - self.skip != N_FIELDS - 1
+            first = 0 if self.labelled else 1
             y, x_int, x_cat, rows, eline, efield, code = _kernels()._parse_block(
-                arr, n_lines, self.sep, _kernels().DIGITS
+                arr, n_lines, self.sep, _kernels().DIGITS, first, self.skip
             )
             if blank_at is not None and (rows or code):
                 raise TraceFormatError(f"line {blank_at}: blank line between data lines", self.path)
-            if code == _E_FIELDS and efield == 1 and _blank_from(arr, eline):
+            if code == _E_FIELDS and efield == first + 1 and _blank_from(arr, eline):
                 blank_at, code = line_no + eline, 0  # blank lines at the end of the file are fine
             if code:
                 ln = line_no + eline
                 if code == _E_FIELDS:
-                    msg = f"line {ln}: expected {N_FIELDS} fields (label, 13 integers, 26 hex categories)"
-                    msg += f", found {_field_count(arr, eline, self.sep) if efield >= N_FIELDS else efield}"
-                    msg += " (truncated or not Criteo text?)"
+                    if self.labelled:
+                        msg = f"line {ln}: expected {N_FIELDS} fields (label, 13 integers, 26 hex categories)"
+                    else:
+                        msg = f"line {ln}: expected {N_FIELDS - 1} fields (13 integers, 26 hex categories, no label"
+                        msg += " as line 1 and Kaggle's test.txt)"
+                    if self.skip:
+                        msg += f" after {self.skip} index column{'s' if self.skip > 1 else ''}"
+                    found = _field_count(arr, eline, self.sep) - self.skip
+                    msg += f", found {found} (truncated or not Criteo text?)"
                 elif code == _E_INT:
                     what = "label" if efield == 0 else f"integer feature I{efield}"
                     msg = f"line {ln}: {what} is not a number"
@@ -194,15 +219,18 @@ def _blank_from(arr: np.ndarray, line: int) -> bool:
     return not bytes(arr[start:]).strip()
 
 
-def chunk_trace(y: np.ndarray, x_int: np.ndarray, ids: np.ndarray, counts, names=None) -> Trace:
-    """A trace of one parsed chunk (cardinalities: the counts so far)."""
+def chunk_trace(
+    y: np.ndarray, x_int: np.ndarray, ids: np.ndarray, counts, names=None, labelled: bool | None = True
+) -> Trace:
+    """A trace of one parsed chunk (cardinalities: the counts so far; no labels unless ``labelled``)."""
     names = names or default_names(ids.shape[1])
     b = ids.shape[0]
     offs = np.arange(b + 1, dtype=np.int64)
     tables = [
         Table(names[j], int(counts[j]), np.ascontiguousarray(ids[:, j]), offs) for j in range(ids.shape[1])
     ]
-    return Trace(tables, dense=x_int.astype(np.float32), labels=y.astype(np.float32))
+    labels = y.astype(np.float32) if labelled is not False else None
+    return Trace(tables, dense=x_int.astype(np.float32), labels=labels)
 
 
 def read_criteo(
@@ -239,6 +267,5 @@ def read_criteo(
     offsets.flags.writeable = False
     names = default_names(N_CAT)
     tables = [Table(names[j], int(parser.counts[j]), cols[j], offsets) for j in range(N_CAT)]
-    return Trace(tables, dense=np.concatenate(xs), labels=np.concatenate(ys).astype(np.float32)).validate(
-        path
-    )
+    labels = np.concatenate(ys).astype(np.float32) if parser.labelled else None
+    return Trace(tables, dense=np.concatenate(xs), labels=labels).validate(path)

@@ -46,6 +46,16 @@ from tracegen.trace import Table, Trace, default_names
 N_DENSE = 13
 BLOCK_ROWS = 1 << 18  # rows of X_cat / X_int converted at a time
 MLPERF_FIELDS = 40
+# the reference writes its lists with ``str(list(trace))``: under NumPy >= 2 a list of ``np.uint64`` prints as
+# ``np.uint64(5), np.uint64(3)`` (``trace_generate_lru`` and ``trace_profile`` build such lists)
+_NP_REPR = re.compile(
+    rb"\b(?:np|numpy)\.(?:u?int(?:8|16|32|64)|float(?:16|32|64)|longlong|ulonglong)\(\s*([^()]*?)\s*\)"
+)
+
+
+def _unwrap_numpy_reprs(data: bytes) -> bytes:
+    """``np.uint64(5)`` -> ``5`` (scalars as NumPy >= 2 prints them inside a list)."""
+    return _NP_REPR.sub(rb"\1", data) if b"np." in data or b"numpy." in data else data
 
 
 # ---- dlrm-npz ------------------------------------------------------------------------------------
@@ -54,15 +64,22 @@ MLPERF_FIELDS = 40
 def _find_fea_count(path) -> str | None:
     """The ``*_fea_count.npz`` that belongs to ``path``: ``<stem>_fea_count.npz``, or the reference's
     naming for its splits (``<base>_day_3[_processed].npz`` and ``<base>_train|test|val.bin`` use
-    ``<base>_fea_count.npz``). Never another stem's file: it would give the wrong table sizes."""
+    ``<base>_fea_count.npz``; its 2019 version ``<base>_counts.npz``; MLPerf splits ``day_fea_count.npz``).
+    Never another stem's file: it would give the wrong table sizes."""
     d, stem = stem_and_dir(path)
     candidates = [os.path.join(d, stem + "_fea_count.npz")]
     m = re.match(r"^(.*?)(_day)?_\d+(_processed|_reordered)?$", stem)
     if m:
         candidates.append(os.path.join(d, m.group(1) + "_fea_count.npz"))
+        if os.fspath(path).endswith(".npz"):  # the 2019 reference's kaggle_day_1_processed.npz: kaggle_counts.npz
+            candidates.append(os.path.join(d, m.group(1) + "_counts.npz"))
     m = re.match(r"^(.+?)_(train|test|val)$", stem)
     if m:
         candidates.append(os.path.join(d, m.group(1) + "_fea_count.npz"))
+    if os.fspath(path).endswith(".bin") and re.match(r"^(.+_(train|test|val)|(train|test|val)_data)$", stem):
+        # the reference's MLPerf splits (<processed>_train.bin; train_data.bin from data_loader_terabyte) read
+        # their sizes from <raw data file>_fea_count.npz, and the Terabyte raw files are day_0..day_23
+        candidates.append(os.path.join(d, "day_fea_count.npz"))
     for c in candidates:
         if os.path.isfile(c):
             return c
@@ -81,6 +98,18 @@ def _load_counts(path, n_tables: int) -> np.ndarray | None:
     return counts
 
 
+def intermediate_day_error(path) -> TraceFormatError:
+    """The reference's ``<base>_day_{i}.npz`` (``X_cat_t``: raw hashed categories, transposed; in its 2019
+    version ``X_cat`` of hex strings) is an intermediate of ``getCriteoAdData``; its ``_processed`` twin holds
+    the relabelled ids."""
+    _, stem = stem_and_dir(path)
+    return TraceFormatError(
+        "the DLRM reference's intermediate day file (X_cat_t or string X_cat: raw categories, not ids): "
+        f"read {stem}_processed.npz beside it, or the raw Criteo text",
+        path,
+    )
+
+
 def read_dlrm_npz(path, *, names=None) -> Trace:
     """Read a DLRM processed npz (whole file or one day) as a one-hot trace with dense features and labels.
 
@@ -89,6 +118,8 @@ def read_dlrm_npz(path, *, names=None) -> Trace:
     share one read-only ``offsets`` array.
     """
     with NpzArchive(path) as ar:
+        if not ar.has("X_cat") and ar.has("X_cat_t"):
+            raise intermediate_day_error(path)
         for key in ("X_cat", "X_int", "y"):
             if not ar.has(key):
                 raise TraceFormatError(
@@ -96,7 +127,9 @@ def read_dlrm_npz(path, *, names=None) -> Trace:
                 )
         y = ar.get("y", mmap=False).reshape(-1)
         counts = ar.get("counts", mmap=False) if ar.has("counts") else None
-        shape, _, blocks = iter_rows(ar, "X_cat", BLOCK_ROWS)
+        shape, cdtype, blocks = iter_rows(ar, "X_cat", BLOCK_ROWS)
+        if cdtype.kind in "SU":  # the 2019 reference's kaggle_day_{i}.npz: hex strings, not yet relabelled
+            raise intermediate_day_error(path)
         if len(shape) != 2:
             raise TraceFormatError(f"X_cat must be 2-D (samples x tables), got shape {shape}", path)
         b, t = shape
@@ -378,7 +411,7 @@ def read_dlrm_trace(path, *, densify: bool = False, name: str = "t0") -> Trace:
     An empty field (``1, , 3`` or a trailing comma) is an error naming its position, as in the reference
     (its ``int("")`` fails); the reference writer never produces one."""
     with open(path, "rb") as f:
-        data = strip_bom(f.read())
+        data = _unwrap_numpy_reprs(strip_bom(f.read()))
     tokens: list[bytes] = []
     for line_no, line in enumerate(data.split(b"\n"), 1):
         if not line.strip():
@@ -550,7 +583,7 @@ def _dist_line(line: bytes, path, what: str, kind) -> np.ndarray:
 def read_dist(path) -> DlrmDist:
     """Read and validate a DLRM ``dist_emb_j.log``; distances are converted to ``sd = depth - 1``."""
     with open(path, "rb") as f:
-        lines = [ln for ln in strip_bom(f.read()).splitlines() if ln.strip()]
+        lines = [ln for ln in _unwrap_numpy_reprs(strip_bom(f.read())).splitlines() if ln.strip()]
     if len(lines) != 3:
         raise TraceFormatError(
             f"a dist log has 3 lines (unique ids, stack distances, cumulative "

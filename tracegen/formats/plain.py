@@ -1,7 +1,8 @@
 """Plain id sequences: ``txt`` (one integer id per line) and ``npy`` (a NumPy array).
 
 ``txt`` and 1-D ``npy`` hold one table of raw 64-bit keys: kept as they are (cardinality ``max id +
-1``) unless ``densify=True`` relabels them ``0..U-1`` by first appearance. A 2-D ``npy`` of shape
+1``) unless ``densify=True`` relabels them ``0..U-1`` by first appearance (in ``txt`` also keys that are
+not numbers, as libCacheSim's plain-text traces may hold). A 2-D ``npy`` of shape
 ``(B, T)`` is read as ``T`` one-hot tables (the DLRM ``X_cat`` layout); the writer writes a 2-D
 array for a one-hot multi-table trace and a 1-D array for one table (``table=`` picks one, ``"all"``
 flattens). ``npy`` is memory-mapped when it is int64 and not densified.
@@ -43,11 +44,22 @@ def read_txt(path, *, densify: bool = False, name: str = "t0") -> Trace:
     try:
         ids = parse_int_tokens(tokens, path)
     except TraceFormatError as e:
+        if densify:  # string keys, as libCacheSim's txt traces may hold: relabelled by first appearance
+            return _densify_keys(np.array(tokens, dtype=np.bytes_), path, name)
         # name the line of the file, not the position among non-empty lines
         raise _bad_txt_line(lines, path) or TraceFormatError(
             str(e).split(": ", 1)[1].replace("position", "id number"), path
         ) from None
     return finish_single(ids, path, name=name, densify=densify)
+
+
+def _densify_keys(keys: np.ndarray, path, name: str) -> Trace:
+    """Keys of any kind (byte strings) as ids ``0..U-1`` in order of first appearance."""
+    _, first, inv = np.unique(keys, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    return Trace.single(rank[inv].astype(np.int64), name=name, cardinality=int(order.size)).validate(path)
 
 
 _INT_LINE = re.compile(rb"\s*\d+\s*")
@@ -68,12 +80,17 @@ def _bad_txt_line(lines: list[bytes], path) -> TraceFormatError | None:
             continue
         parts = ln.split()
         if len(parts) > 1 and all(_INT_LINE.fullmatch(t) for t in parts):
-            return TraceFormatError(f"line {i} holds {len(parts)} ids, expected one id per line: {shown(ln)}", path)
+            return TraceFormatError(
+                f"line {i} holds {len(parts)} ids, expected one id per line: {shown(ln)} "
+                "(columns? read them with --from lcs-csv --id-col N)",
+                path,
+            )
         if parts and re.fullmatch(rb"-\d+", parts[0]) and len(parts) == 1:
             return TraceFormatError(f"negative id {ln.strip().decode()} on line {i}", path)
         if len(parts) == 1 and _is_float(parts[0]):
             return TraceFormatError(f"line {i}: {shown(parts[0])} is not an integer", path)
-        return TraceFormatError(f"not a trace: line {i} is not an integer id: {shown(ln)}", path)
+        hint = " (string keys, one per line? --densify relabels them)" if len(parts) == 1 else ""
+        return TraceFormatError(f"not a trace: line {i} is not an integer id: {shown(ln)}{hint}", path)
     return None
 
 

@@ -5,8 +5,13 @@ and so on; ``offsets`` has ``T * B + 1`` entries (bag ``t * B + b``); ``lengths`
 file stores no table sizes, so each table's cardinality is ``max id + 1`` unless ``cardinalities`` is
 given. Also read: a list or a dict (``indices``/``offsets``/``lengths``) instead of the tuple, lists or
 arrays instead of tensors, int32 or int64, and gzip-compressed files (``fbgemm_t856_bs65536.pt.gz`` as
-Meta ships them). torch is imported only when this format is used; ``torch.load(weights_only=True)``
-never unpickles code.
+Meta ships them). As FBGEMM's ``generate_requests_from_data_file`` (``indices, offsets, *rest``), items
+after ``lengths`` (per-sample weights) are ignored; without a ``T x B`` ``lengths`` (none, float weights in
+its place, or flat ``T * B`` lengths) the file does not give ``T``, so ``cardinalities`` or ``names`` must.
+Offsets of ``T * B`` bag starts without the final end (``nn.EmbeddingBag``'s ``include_last_offset=False``)
+are completed by the count of indices. A bare 1-D tensor (FBGEMM's ``tbe eeg_cli generate``) is one id
+sequence. torch is imported only when this format is used; ``torch.load(weights_only=True)`` never
+unpickles code.
 """
 
 from __future__ import annotations
@@ -43,8 +48,18 @@ def _array(x, what: str, path) -> np.ndarray:
     return a
 
 
-def _parts(obj, path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(indices, offsets, lengths)`` from a tuple/list of three, or a dict with those keys."""
+def _is_tensor(x) -> bool:
+    import torch
+
+    return isinstance(x, (torch.Tensor, np.ndarray))
+
+
+def _parts(obj, path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """``(indices, offsets, lengths or None)`` from a tuple/list, or a dict with those keys.
+
+    As FBGEMM's ``generate_requests_from_data_file`` (``indices, offsets, *rest = torch.load(...)``), items
+    after the offsets are optional: the third is the lengths when it holds integers; float tensors there or
+    after it (per-sample weights) are ignored."""
     want = "expected (indices, offsets, lengths): a tuple or list of three tensors, or a dict with those keys"
     if isinstance(obj, dict):
         missing = [k for k in _KEYS if k not in obj]
@@ -52,13 +67,41 @@ def _parts(obj, path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             keys = ", ".join(map(repr, list(obj)[:8]))
             raise TraceFormatError(f"{want}; the dict lacks {', '.join(missing)} (it holds {keys})", path)
         parts = [obj[k] for k in _KEYS]
+    elif isinstance(obj, (tuple, list)) and len(obj) >= 2 and all(_is_tensor(x) for x in obj):
+        parts = list(obj[:3])
     elif isinstance(obj, (tuple, list)) and len(obj) == 3:
         parts = list(obj)
     elif isinstance(obj, (tuple, list)):
         raise TraceFormatError(f"{want}; got a {type(obj).__name__} of {len(obj)}", path)
     else:
         raise TraceFormatError(f"{want}; got {type(obj).__name__}", path)
-    return tuple(_array(x, k, path) for x, k in zip(parts, _KEYS))
+    arrays = [_array(x, k, path) for x, k in zip(parts, _KEYS)]
+    if len(arrays) == 3 and not (arrays[2].dtype == np.bool_ or np.issubdtype(arrays[2].dtype, np.integer)):
+        if not isinstance(obj, dict) and (len(obj) > 3 or arrays[2].ndim == 1):  # (indices, offsets, weights)
+            arrays = arrays[:2]
+    return arrays[0], arrays[1], (arrays[2] if len(arrays) == 3 else None)
+
+
+def _split_tables(offsets: np.ndarray, lengths: np.ndarray | None, n_tables: int | None, path) -> tuple[int, int]:
+    """``(T, B)``: from a ``T x B`` ``lengths``, else from the table count given by the caller."""
+    if lengths is not None and lengths.ndim == 2:
+        return lengths.shape
+    what = "no lengths" if lengths is None else f"1-D lengths ({lengths.shape[0]} bags)"
+    if lengths is not None and lengths.ndim != 1:
+        raise TraceFormatError("lengths must be a T x B tensor (it gives the table count)", path)
+    nb = offsets.shape[0] - 1
+    if n_tables is None:
+        raise TraceFormatError(
+            f"{what}: the file does not say how many tables its {nb} bags (indices, offsets, lengths = T x B) "
+            "belong to; FBGEMM takes T and B on its command line: read it from Python with "
+            "tracegen.formats.read(path, cardinalities=[...]) or names=[...] for the T tables",
+            path,
+        )
+    if n_tables < 1 or nb % n_tables:
+        raise TraceFormatError(f"{nb} bags do not split into {n_tables} tables of equal batch size", path)
+    if lengths is not None and lengths.shape[0] != nb:
+        raise TraceFormatError(f"lengths has {lengths.shape[0]} entries but offsets {nb} bags", path)
+    return n_tables, nb // n_tables
 
 
 def _load(path):
@@ -86,7 +129,7 @@ def _load(path):
 
 
 def read_tbe(path, *, names=None, cardinalities=None) -> Trace:
-
+    """Read a request file as ``T`` tables over ``B`` samples (``names``/``cardinalities``: one per table)."""
     try:
         obj = _load(path)
     except TraceFormatError:
@@ -97,14 +140,21 @@ def read_tbe(path, *, names=None, cardinalities=None) -> Trace:
             f"cannot load as a torch file: truncated, corrupt or not tbe-pt ({type(e).__name__}: {first})",
             path,
         ) from None
+    if _is_tensor(obj) and np.ndim(obj) == 1:  # one id tensor (FBGEMM's tbe eeg_cli generate --output)
+        return _single(_array(obj, "indices", path), path, names, cardinalities)
     indices, offsets, lengths = _parts(obj, path)
     if indices.ndim != 1 or offsets.ndim != 1:
         raise TraceFormatError(
             f"indices and offsets must be 1-D, got {indices.shape} and {offsets.shape}", path
         )
-    if lengths.ndim != 2:
-        raise TraceFormatError("lengths must be a T x B tensor (it gives the table count)", path)
-    t, b = lengths.shape
+    n_given = len(cardinalities) if cardinalities is not None else (len(names) if names is not None else None)
+    n_ids = indices.shape[0]
+    starts_only = lengths is not None and lengths.ndim == 2 and offsets.shape[0] == lengths.size > 0
+    if starts_only and 0 < offsets[-1] < n_ids:
+        # nn.EmbeddingBag's include_last_offset=False: the bags' starts only (the last one before the end of
+        # the indices: full offsets end there); the end is the count of indices
+        offsets = np.append(offsets, np.asarray(n_ids, dtype=offsets.dtype))
+    t, b = _split_tables(offsets, lengths, n_given, path)
     if offsets.shape[0] != t * b + 1:
         raise TraceFormatError(
             f"offsets has {offsets.shape[0]} entries but lengths is {t} x {b} "
@@ -112,10 +162,9 @@ def read_tbe(path, *, names=None, cardinalities=None) -> Trace:
             path,
         )
     ids = ids_from_any(indices, path, densify_hint=False)
-    if not np.issubdtype(offsets.dtype, np.integer) or not np.issubdtype(lengths.dtype, np.integer):
-        raise TraceFormatError(
-            f"offsets and lengths must be integers, got {offsets.dtype} and {lengths.dtype}", path
-        )
+    ldt = offsets.dtype if lengths is None else lengths.dtype
+    if not np.issubdtype(offsets.dtype, np.integer) or not np.issubdtype(ldt, np.integer):
+        raise TraceFormatError(f"offsets and lengths must be integers, got {offsets.dtype} and {ldt}", path)
     offs = offsets.astype(np.int64)
     if offs[0] != 0 or offs[-1] != ids.shape[0]:
         raise TraceFormatError(
@@ -125,9 +174,12 @@ def read_tbe(path, *, names=None, cardinalities=None) -> Trace:
     if d.size and d.min() < 0:
         i = int(np.argmax(d < 0))
         raise TraceFormatError(f"offsets decrease at bag {i} ({int(offs[i])} -> {int(offs[i + 1])})", path)
-    if not np.array_equal(d.reshape(t, b), lengths):
+    if lengths is not None and not np.array_equal(d, lengths.reshape(-1)):
         raise TraceFormatError("lengths do not match the differences of offsets", path)
     names = list(names) if names is not None else [f"t{j}" for j in range(t)]
+    if len(names) != t or (cardinalities is not None and len(cardinalities) != t):
+        given = len(names) if len(names) != t else len(cardinalities)
+        raise TraceFormatError(f"{given} names or cardinalities given for the file's {t} tables", path)
     tables = []
     for j in range(t):
         a, z = int(offs[j * b]), int(offs[(j + 1) * b])
@@ -135,6 +187,16 @@ def read_tbe(path, *, names=None, cardinalities=None) -> Trace:
         card = int(cardinalities[j]) if cardinalities is not None else (int(v.max()) + 1 if v.size else 1)
         tables.append(Table(names[j], card, v, offs[j * b : (j + 1) * b + 1] - a))
     return Trace(tables).validate(path)
+
+
+def _single(ids: np.ndarray, path, names, cardinalities) -> Trace:
+    """A bare 1-D id tensor: one table, one id per sample."""
+    v = ids_from_any(ids, path, densify_hint=False)
+    if v.size == 0:
+        raise TraceFormatError("trace is empty (no indices)", path)
+    name = names[0] if names else "t0"
+    card = int(cardinalities[0]) if cardinalities else int(v.max()) + 1
+    return Trace.single(v, name=name, cardinality=card).validate(path)
 
 
 def write_tbe(trace: Trace, path, *, force: bool = False) -> None:

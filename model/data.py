@@ -292,21 +292,42 @@ def is_dist_json(path) -> bool:
     return isinstance(path, (str, os.PathLike)) and os.fspath(path).endswith(".json")
 
 
-def check_compatible(cardinalities: list[int], max_ids: list[int], n_dense: int | None, config,
-                     path=None) -> None:
-    """Fail before training, with the numbers, if the data does not fit the model ``config``."""
+def check_compatible(cardinalities: list[int], max_ids: list[int] | None, n_dense: int | None, config,
+                     path=None, names: list[str] | None = None) -> None:
+    """Fail before training, with the numbers, if the data does not fit the model ``config``.
+
+    ``max_ids`` are the largest ids seen per table; ``None`` (a dist.json, sampled later) compares the
+    declared ``cardinalities`` instead. ``names`` (the tables' names) go into the messages.
+    """
     rows = list(config.embedding_sizes)
     if len(cardinalities) != len(rows):
         raise TracegenError(f"the data has {len(cardinalities)} tables but the model has {len(rows)} "
                             f"(--arch-embedding-size gives {len(rows)} sizes)", path)
-    for t, (m, r) in enumerate(zip(max_ids, rows)):
-        if m >= r:
-            raise TracegenError(f"table {t} has id {m} but the model's table has only {r} rows "
-                                f"(ids must be < --arch-embedding-size)", path)
+    for t, r in enumerate(rows):
+        named = f"table {names[t]}; " if names and names[t] else ""
+        if max_ids is not None and max_ids[t] >= r:
+            raise TracegenError(f"table {t} has id {max_ids[t]} but the model's table has only {r} rows "
+                                f"({named}ids must be < --arch-embedding-size)", path)
+        if max_ids is None and cardinalities[t] > r:
+            raise TracegenError(f"table {t} samples ids from {cardinalities[t]:,} rows but the model's table has "
+                                f"only {r:,} rows ({named}--arch-embedding-size)", path)
     if n_dense is not None and n_dense != config.n_dense:
         raise TracegenError(f"the data has {n_dense} dense features but the bottom MLP takes "
                             f"{config.n_dense} "
                             f"(first entry of --arch-mlp-bot)", path)
+
+
+def check_labels(trace: Trace, path=None) -> None:
+    """Labels must lie in [0, 1] (a click, or a click rate): binary cross-entropy has no minimum otherwise."""
+    y = trace.labels
+    if y is None or len(y) == 0:
+        return
+    y = np.asarray(y)
+    bad = np.flatnonzero((y < 0) | (y > 1))
+    if bad.size:
+        i = int(bad[0])
+        raise TracegenError(f"labels must be in [0, 1] (click or not, or a click rate) for the binary "
+                            f"cross-entropy; sample {i} has {float(y[i])} ({bad.size:,} samples outside)", path)
 
 
 def max_ids(trace: Trace) -> list[int]:

@@ -24,6 +24,7 @@ import torch.distributed as dist
 from torch import nn
 
 from model.dlrm import DLRM, DLRMConfig
+from tracegen.errors import TracegenError
 
 
 def shard_tables(sizes: list[int], world: int) -> list[list[int]]:
@@ -146,7 +147,8 @@ def init_from_env(device: str = "cpu") -> tuple[int, int]:
     """``init_process_group`` from torchrun's environment (gloo on CPU, nccl on CUDA); (rank, world)."""
     if not dist.is_initialized():
         if "RANK" not in os.environ:
-            raise RuntimeError("--distributed needs torchrun (RANK, WORLD_SIZE, MASTER_ADDR are not set)")
+            raise TracegenError("--distributed needs torchrun (RANK, WORLD_SIZE, MASTER_ADDR are not set), e.g. "
+                                "torchrun --nproc_per_node=2 -m model.train DATA --distributed")
         backend = "nccl" if torch.device(device).type == "cuda" else "gloo"
         dist.init_process_group(backend)
     if torch.device(device).type == "cuda":

@@ -1,4 +1,8 @@
-"""Exact evaluation metrics computed here (no sklearn): ROC AUC by ranks with ties, accuracy, log loss."""
+"""Exact evaluation metrics computed here (no sklearn): ROC AUC by ranks with ties, and accuracy.
+
+The log loss that training reports is the model's own mean binary cross-entropy on the logits
+(:class:`model.dlrm.DLRMTrain`), weighted by batch size over a reporting interval.
+"""
 
 from __future__ import annotations
 

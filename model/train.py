@@ -6,8 +6,9 @@ dist.json sampled on the fly), checks that the data fits the architecture before
 ``--num-batches`` or ``--epochs``, and every ``--print-freq`` batches reports loss, accuracy, exact AUC
 and samples/s (data loading included) as one JSON line in ``--out/metrics.jsonl``. Validation runs every
 ``--test-freq`` batches and at the end. Checkpoints (``--out/checkpoint.pt``) hold the model, optimizer
-state and step; ``--resume`` continues from one and gives the same result as an uninterrupted run
-(batches are a function of the seed and the batch index, never of the history).
+state, step and training flags; ``--resume`` continues from one and gives the same result as an
+uninterrupted run (batches are a function of the seed and the batch index, never of the history), and
+refuses flags that would change that (optimizer, learning rate, batch size, seed, split, ranks).
 
 With ``--distributed`` (under ``torchrun``) tables are sharded across ranks and the MLPs are data
 parallel (:mod:`model.distributed`); rank 0 writes the metrics, every rank its checkpoint shard.
@@ -33,6 +34,7 @@ from model.data import (
     SyntheticBatches,
     TraceBatches,
     check_compatible,
+    check_labels,
     is_dist_json,
     load,
     max_ids,
@@ -176,6 +178,15 @@ def _finite(record: dict) -> dict:
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in record.items()}
 
 
+def _metrics_record(line: str) -> dict | None:
+    """One metrics.jsonl line as a dict, or ``None`` for a line a crash cut short (it is dropped on resume)."""
+    try:
+        r = json.loads(line)
+    except ValueError:
+        return None
+    return r if isinstance(r, dict) and isinstance(r.get("step"), int) else None
+
+
 def _write_json_line(path: str, record: dict) -> None:
     line = json.dumps(_finite(record), allow_nan=False)  # strict JSON: never a bare NaN or Infinity
     with open(path, "a") as f:
@@ -240,6 +251,29 @@ def check_table_memory(cfg: DLRMConfig, path=None, trace=None, *, available: int
         f"{rows:,} rows x {cfg.embedding_dim} x 4 bytes = {_fmt_bytes(per[t])}; {hint}", path)
 
 
+def _training_flags(args, world: int = 1) -> dict:
+    """The flags besides the architecture that decide what a resumed run computes; kept in the checkpoint.
+
+    ``ranks`` (the world size) decides which tables each rank's checkpoint holds.
+    """
+    return {"--optimizer": args.optimizer, "--learning-rate": float(args.learning_rate),
+            "--mini-batch-size": int(args.mini_batch_size), "--seed": int(args.seed), "--split": args.split,
+            "--no-shuffle": bool(args.no_shuffle), "ranks": int(world)}
+
+
+def _check_resume_flags(ck: dict, flags: dict, path) -> None:
+    """Refuse to resume with other training flags: the run would silently differ from an uninterrupted one
+    (torch restores the checkpoint's learning rate; another seed or batch size gives other batches)."""
+    saved = ck.get("training") or {"--seed": ck.get("seed")}  # older checkpoints kept only the seed
+    for flag, value in flags.items():
+        if flag in saved and saved[flag] is not None and saved[flag] != value:
+            if flag == "ranks":
+                raise TracegenError(f"the checkpoint was written by {saved[flag]} ranks, this run has {value}: "
+                                    f"resume with torchrun --nproc_per_node={saved[flag]}, or start a new run", path)
+            raise TracegenError(f"the checkpoint was trained with {flag} {saved[flag]}, this run gives {value}: "
+                                f"resume with the same {flag}, or start a new run", path)
+
+
 def run(args: argparse.Namespace) -> int:
     """Train; returns 0. Raises :class:`TracegenError` on bad data, arguments or outputs.
 
@@ -295,9 +329,11 @@ def _run(args: argparse.Namespace) -> int:
         ckpt_path = os.path.join(args.out, CHECKPOINT.replace(".pt", f"{suffix}.pt"))
         if args.resume and not os.path.exists(ckpt_path):
             raise TracegenError("no checkpoint to resume from", ckpt_path)
-        if not args.resume and os.path.exists(metrics_path) and not args.force:
-            raise TracegenError("already exists; pass --force to replace it or --resume to continue",
-                                metrics_path)
+        if not args.resume and not args.force:
+            for existing in (metrics_path, ckpt_path):
+                if os.path.exists(existing):
+                    raise TracegenError("already exists; pass --force to replace it or --resume to continue",
+                                        existing)
     elif args.resume:
         raise TracegenError("--resume needs --out DIR (where the checkpoint is)")
 
@@ -310,7 +346,10 @@ def _run(args: argparse.Namespace) -> int:
         say("note: the data has no labels; training on labels drawn at random from the seed (AUC ~0.5)")
     if n_dense is None:
         say(f"note: the data has no dense features; using {cfg.n_dense} zeros per sample")
-    check_compatible(cards, maxes if maxes is not None else [c - 1 for c in cards], n_dense, cfg, path)
+    names = [t.name for t in sample_trace.tables] if sample_trace is not None else None
+    check_compatible(cards, maxes, n_dense, cfg, path, names=names)
+    if sample_trace is not None:
+        check_labels(sample_trace, path)
     check_table_memory(cfg, path, sample_trace, from_flag=args.arch_embedding_size is not None)
     B = args.mini_batch_size
     for note in split_notes(train_b, val_b, B, bool(args.distributed)):
@@ -370,19 +409,36 @@ def _run(args: argparse.Namespace) -> int:
             raise TracegenError("not a tracegen training checkpoint", ckpt_path)
         if ck["config"] != dataclasses.asdict(cfg):
             raise TracegenError("the checkpoint's architecture differs from this run's flags", ckpt_path)
-        modules.load_state_dict(ck["model"])
-        for o, s in zip(opts, ck["optimizers"]):
-            o.load_state_dict(s)
+        _check_resume_flags(ck, _training_flags(args, world), ckpt_path)
+        try:
+            modules.load_state_dict(ck["model"])
+        except RuntimeError as e:  # missing keys or other shapes: not a checkpoint of this model
+            first = (str(e).strip().splitlines() or [""])[0][:160]
+            raise TracegenError(f"the checkpoint does not fit this model ({first})", ckpt_path) from None
+        try:  # a checkpoint from before the training flags were kept may hold another optimizer's state
+            if len(ck["optimizers"]) != len(opts):
+                raise ValueError(f"{len(ck['optimizers'])} optimizers saved, {len(opts)} here")
+            for o, s in zip(opts, ck["optimizers"]):
+                if "training" not in ck and ([set(g) for g in s["param_groups"]]
+                                             != [set(g) for g in o.state_dict()["param_groups"]]):
+                    raise ValueError("other hyperparameters saved")  # torch would fail later, in step()
+                o.load_state_dict(s)
+        except (KeyError, ValueError) as e:
+            raise TracegenError(f"the checkpoint's optimizer state does not fit --optimizer {args.optimizer} "
+                                f"({e})", ckpt_path) from None
         step = int(ck["step"])
         if lead and metrics_path and os.path.exists(metrics_path):  # drop lines written after the checkpoint
             with open(metrics_path) as f:  # (and the final validation, which the resumed run repeats)
-                keep = [ln for ln in f if (r := json.loads(ln))["step"] < step
-                        or (r["step"] == step and not r.get("final"))]
+                keep = [ln for ln in f if (r := _metrics_record(ln)) is not None
+                        and (r["step"] < step or (r["step"] == step and not r.get("final")))]
             with open(metrics_path, "w") as f:
                 f.writelines(keep)
         say(f"resumed from {ckpt_path} at batch {step}")
-    elif lead and metrics_path and os.path.exists(metrics_path):
-        os.unlink(metrics_path)
+    else:  # --force (checked above): a stale checkpoint must not be resumed into this run's metrics later
+        if lead and metrics_path and os.path.exists(metrics_path):
+            os.unlink(metrics_path)
+        if ckpt_path and os.path.exists(ckpt_path):
+            os.unlink(ckpt_path)
 
     n_params = sum(p.numel() for p in modules.parameters())
     say(f"DLRM: {cfg.n_tables} tables, {sum(cfg.embedding_sizes)} rows x {cfg.embedding_dim}, "
@@ -416,7 +472,8 @@ def _run(args: argparse.Namespace) -> int:
             return
         tmp = ckpt_path + ".tmp"
         torch.save({"config": dataclasses.asdict(cfg), "model": modules.state_dict(),
-                    "optimizers": [o.state_dict() for o in opts], "step": step, "seed": args.seed}, tmp)
+                    "optimizers": [o.state_dict() for o in opts], "step": step, "seed": args.seed,
+                    "training": _training_flags(args, world)}, tmp)
         os.replace(tmp, ckpt_path)
 
     from tracegen._util import progress
@@ -462,14 +519,19 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m model.train DATA ...`` (same flags as ``tracegen train``)."""
     from tracegen.cli import _Parser
     from tracegen.commands.train import add_arguments
+    from tracegen.commands.train import run as checked_run  # the CLI's up-front checks, then run()
 
     p = _Parser(prog="python -m model.train", description=__doc__.split("\n\n")[0])
     add_arguments(p)
     args = p.parse_args(argv)
     try:
-        return run(args)
+        return checked_run(args)
     except TracegenError as e:
         print(f"model.train: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # the system refused (permissions, disk full, ...): one line, as tracegen's CLI
+        where = f"{e.filename}: " if e.filename is not None else ""
+        print(f"model.train: error: {where}{e.strerror or e}", file=sys.stderr)
         return 2
 
 

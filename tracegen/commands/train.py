@@ -48,7 +48,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     o.add_argument("--checkpoint-freq", type=nonneg_int, default=0, metavar="N",
                    help="also checkpoint every N batches (a multiple of --print-freq; always at the end)")
     o.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.pt")
-    o.add_argument("--force", action="store_true", help="replace DIR/metrics.jsonl if it exists")
+    o.add_argument("--force", action="store_true", help="replace DIR/metrics.jsonl and checkpoint.pt if they exist")
     o.add_argument("-q", "--quiet", action="store_true", help="no progress bar or metric lines on stderr")
 
 
@@ -57,7 +57,10 @@ def run(args: argparse.Namespace) -> int:
 
     Every --print-freq batches: loss, accuracy, exact AUC and samples/s, as JSON lines in
     DIR/metrics.jsonl with --out. Validation on the reference's split at the end (and every
-    --test-freq batches). Same seed, same result on CPU; --resume continues a checkpointed run.
+    --test-freq batches). Same seed, same result on CPU; --resume continues a checkpointed run
+    (with the same training flags). Labels must be in [0, 1]. Data with no dense features gets
+    zeros (as many as the first --arch-mlp-bot entry, 13 by default); data with no labels gets
+    labels drawn at random from the seed (the lookups are real, the AUC stays near 0.5).
 
     Examples:
       tracegen train kaggle_processed.npz --mini-batch-size 2048 --epochs 1 --out runs/kaggle

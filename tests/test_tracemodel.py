@@ -717,7 +717,11 @@ def test_small_tables_get_a_fine_class_candidate():
 
 
 @pytest.mark.parametrize("fine_score, want_fine", [(0.3, True), (1.5, False)])
-def test_the_fine_candidate_is_tried_in_the_better_calibrated_mode(monkeypatch, fine_score, want_fine):
+def test_the_fine_candidate_is_tried_in_both_calibrated_modes(monkeypatch, fine_score, want_fine):
+    """The fine classes are tried uncoupled and in the hybrid mode, the better calibrated mode of the plain
+    classes first. (Only in that one, an i.i.d. Zipf table of 1,460 ids and 4M accesses took the fine
+    classes in the hybrid mode, LRU MRC mean 0.0108: its plain classes' scores were both dominated by their
+    LFU error; uncoupled, the fine classes give 0.0027.)"""
     import tracegen.tracemodel as tm
     from tracegen import synth
 
@@ -737,7 +741,10 @@ def test_the_fine_candidate_is_tried_in_the_better_calibrated_mode(monkeypatch, 
     monkeypatch.setattr(tm, "_twin_score", fake_score)
     got = tm.choose_mode(node, lengths, 40, stats, calibrate=1)
     assert (len(got["classes"]) == n_fine) == want_fine
-    assert next(b for b in built if b[1]) == (64, True)  # in the hybrid mode, not the coupled one
+    tried = list(dict.fromkeys(b for b in built if b[1]))  # (short tables: 3 twins each)
+    # the better calibrated mode first, then the other; (a winning fine design then goes on to the
+    # looser budget and the phases, in the coupled mode too when its score ties)
+    assert tried[:2] == [(64, True), (0, True)]
 
 
 def test_twin_window_is_the_shortest_prefix_of_samples_reaching_the_cap():

@@ -626,7 +626,7 @@ def choose_mode(node: dict, lengths: np.ndarray, cardinality: int, stats: dict, 
     and hybrid modes (fully calibrated; in the coupled mode it scored worse on ARC OLTP and the planted
     trace, LFU error 0.045 / 0.055 against 0.037 / 0.031 coupled below 64, three twins each). A table
     of at most ``FINE_MAX_IDS`` ids also tries ``"fine_node"`` (classes ``FINE_BINS_PER_OCTAVE`` per
-    octave of count: about one id per class) in that mode. Four count bins per octave put ids of
+    octave of count: about one id per class) in both calibrated modes. Four count bins per octave put ids of
     close counts in one class, whose accesses the depth draws then split about evenly, so a small
     table's twin had flatter popularity: i.i.d. Zipf(1.0) tables of 40, 100, 300, 1,000 and 3,000 ids
     (300k accesses, two tables and two twins each) had in-cache LFU errors of 0.062, 0.058, 0.085,
@@ -720,8 +720,9 @@ def choose_mode(node: dict, lengths: np.ndarray, cardinality: int, stats: dict, 
     calibrated = modes[lowest(range(len(modes) - 1))]  # the better of the calibrated modes
     if designs["split"] is not None:  # (coupled split twins scored worse)
         add(design="split", cb=calibrated, iters=calibrate)
-    if designs["fine"] is not None:
-        add(design="fine", cb=calibrated, iters=calibrate)
+    if designs["fine"] is not None:  # in both calibrated modes (the plain classes' scores do not tell)
+        for cb in sorted(modes[: len(modes) - 1], key=lambda m: m != calibrated):
+            add(design="fine", cb=cb, iters=calibrate)
     best = made[lowest(range(len(cands)))]
     for slack in SLACK_CHOICES:
         add(**best, slack=slack)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 
-from tracegen.commands._common import add_command, add_quiet
+from tracegen.commands._common import add_command
 
 ORDER = 1
 DEFAULT_DIR = "tracegen-demo"
@@ -30,12 +30,15 @@ def register(sub) -> None:
         help=f"folder for the demo outputs (created; default ./{DEFAULT_DIR})",
     )
     p.add_argument("--force", action="store_true", help="replace outputs already in DIR")
-    add_quiet(p)
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress bars and no report summary (the steps and fidelity figures still print)")
 
 
 def _prepare(out_dir: str) -> str:
     from tracegen.errors import TracegenError
 
+    if out_dir == "-":
+        raise TracegenError("the demo writes a folder of files; give -o DIR, not '-'")
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise TracegenError("exists and is not a folder", out_dir)
     os.makedirs(out_dir, exist_ok=True)

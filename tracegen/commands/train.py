@@ -76,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
     from tracegen.errors import TracegenError
 
     check_device(args.device)
+    if args.out == "-":
+        raise TracegenError("the run writes a folder of files; give --out DIR, not '-'")
     if args.out is not None and os.path.exists(args.out) and not os.path.isdir(args.out):
         raise TracegenError("exists and is not a directory (--out takes a folder)", args.out)
     from model.train import run as train_run

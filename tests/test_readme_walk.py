@@ -71,3 +71,38 @@ def test_demo_quiet_help_says_the_steps_still_print(capsys):
     out = " ".join(capsys.readouterr().out.split())
     assert "steps and fidelity figures still print" in out
     assert "no summary on stdout" not in out
+
+
+def test_a_dist_json_given_as_a_trace_says_to_sample_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["spec", "--family", "zipf", "--a", "0.9", "--cardinality", "50", "-o", "z.json", "-q"]) == 0
+    (tmp_path / "other.json").write_text('{"a": 1}\n')
+    for cmd in (["inspect", "z.json"], ["profile", "z.json", "-q"], ["fit", "z.json", "-o", "d.json"]):
+        capsys.readouterr()
+        assert main(cmd) == 2
+        _one_line_error(capsys, "z.json: is a dist.json (a trace model), not a trace: sample a trace from it first")
+    assert main(["inspect", "other.json"]) == 2
+    _one_line_error(capsys, "other.json: is JSON, not a trace")
+    assert not (tmp_path / "d.json").exists()
+
+
+def test_an_output_folder_that_takes_no_files_is_named_not_the_temporary_file(tmp_path, capsys, monkeypatch):
+    from tracegen import _util
+
+    def refuse(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(_util.tempfile, "mkstemp", refuse)
+    out = tmp_path / "z.json"
+    assert main(["spec", "--family", "zipf", "--a", "0.9", "--cardinality", "50", "-o", str(out)]) == 2
+    _one_line_error(capsys, f"{out}: cannot create a file in {tmp_path}: No space left on device")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_demo_refuses_an_earlier_runs_folder_before_any_work(tmp_path, capsys):
+    (tmp_path / "dist.json").write_text("{}")
+    assert main(["demo", "-o", str(tmp_path)]) == 2
+    out = capsys.readouterr()
+    assert "[1]" not in out.out  # nothing done before the refusal
+    assert "already holds dist.json from an earlier run; pass --force" in out.err
+    assert (tmp_path / "dist.json").read_text() == "{}"

@@ -26,7 +26,7 @@ def check_output(path: str | os.PathLike, force: bool = False) -> None:
     if p.endswith(("/", os.sep)):
         raise TracegenError("ends with a path separator: name an output file, not a folder", p)
     if os.path.exists(p) and not force:
-        raise TracegenError("already exists; pass --force (force=True) to replace it", p)
+        raise TracegenError("already exists; pass --force (force=True in Python) to replace it", p)
     parent = os.path.dirname(os.path.abspath(p))
     if not os.path.isdir(parent):
         raise TracegenError(f"output folder {parent} does not exist", p)
@@ -45,7 +45,10 @@ def atomic_output(path: str | os.PathLike, force: bool = False, suffix: str = ""
     p = os.fspath(path)
     check_output(p, force)
     parent = os.path.dirname(os.path.abspath(p))
-    fd, tmp = tempfile.mkstemp(prefix=".tracegen-", suffix=suffix or ".tmp", dir=parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".tracegen-", suffix=suffix or ".tmp", dir=parent)
+    except OSError as e:  # (a folder the access check passes but that takes no files: /proc, a full disk)
+        raise TracegenError(f"cannot create a file in {parent}: {e.strerror or e}", p) from None
     os.close(fd)
     umask = os.umask(0)
     os.umask(umask)
@@ -53,7 +56,7 @@ def atomic_output(path: str | os.PathLike, force: bool = False, suffix: str = ""
     try:
         yield tmp
         if os.path.exists(p) and not force:  # appeared while we were writing
-            raise TracegenError("already exists; pass --force (force=True) to replace it", p)
+            raise TracegenError("already exists; pass --force (force=True in Python) to replace it", p)
         os.replace(tmp, p)
     finally:
         if os.path.exists(tmp):

@@ -34,13 +34,21 @@ def register(sub) -> None:
                    help="no progress bars and no report summary (the steps and fidelity figures still print)")
 
 
-def _prepare(out_dir: str) -> str:
+# what the demo writes in DIR
+OUTPUTS = ("example_processed.npz", "example_processed_day_count.npz", "dist.json", "synthetic.npz", "report")
+
+
+def _prepare(out_dir: str, force: bool = False) -> str:
     from tracegen.errors import TracegenError
 
     if out_dir == "-":
         raise TracegenError("the demo writes a folder of files; give -o DIR, not '-'")
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise TracegenError("exists and is not a folder", out_dir)
+    there = [name for name in OUTPUTS if os.path.exists(os.path.join(out_dir, name))]
+    if there and not force:  # before any work, not at the step that would write it
+        raise TracegenError(f"already holds {', '.join(there)} from an earlier run; pass --force to replace them",
+                            out_dir)
     os.makedirs(out_dir, exist_ok=True)
     return out_dir
 
@@ -57,7 +65,7 @@ def run(args) -> int:
     from tracegen.data import example_trace_path
 
     progress = False if args.quiet else None
-    out = _prepare(args.output)
+    out = _prepare(args.output, args.force)
     src = example_trace_path()
 
     _step(1, f"inspect the bundled trace {src}")

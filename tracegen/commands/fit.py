@@ -4,7 +4,7 @@ Per table: popularity classes (ids grouped by access count, each supported by >=
 global LRU stack-distance distribution of each class's reuses, the class mix and cold (first-access)
 rate over time, and the bag-length distribution; dense features as per-column quantile histograms
 and the label rate. The fit then samples twins to pick the sampling mode and calibrate it
-(--calibrate 0 skips that: 30-40x faster, less faithful). dist.json holds no raw id
+(--calibrate 0 skips that: 25-50x faster, less faithful). dist.json holds no raw id
 and no order of first appearance (docs/privacy.md); with --epsilon it is (epsilon, delta)-
 differentially private with the sample as the privacy unit.
 

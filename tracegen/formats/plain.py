@@ -89,6 +89,14 @@ def _bad_txt_line(lines: list[bytes], path) -> TraceFormatError | None:
             return TraceFormatError(f"negative id {ln.strip().decode()} on line {i}", path)
         if len(parts) == 1 and _is_float(parts[0]):
             return TraceFormatError(f"line {i}: {shown(parts[0])} is not an integer", path)
+        if i == 1 and ln.lstrip()[:1] in (b"{", b"["):  # JSON: a dist.json, most likely
+            text = b"".join(lines[:50])
+            if b"tracegen-dist" in text:
+                return TraceFormatError(
+                    "is a dist.json (a trace model), not a trace: sample a trace from it first "
+                    "(tracegen sample FILE -o trace.npz)", path
+                )
+            return TraceFormatError("is JSON, not a trace (formats: see tracegen convert --help)", path)
         hint = " (string keys, one per line? --densify relabels them)" if len(parts) == 1 else ""
         return TraceFormatError(f"not a trace: line {i} is not an integer id: {shown(ln)}{hint}", path)
     return None

@@ -15,18 +15,10 @@ torch = pytest.importorskip("torch")
 from model import train as mtrain  # noqa: E402
 from model.dlrm import DLRM, DLRMConfig, SparseArch, init_table  # noqa: E402
 from model.metrics import accuracy, roc_auc  # noqa: E402
+from tests.test_model import _one_thread  # noqa: E402, F401  (autouse: one torch thread)
 from tests.test_train import SMALL, read_metrics, strip_timing, write_dlrm_npz  # noqa: E402
 from tracegen import Table, Trace  # noqa: E402
 from tracegen.cli import main  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 # ---- the forward pass, computed by hand --------------------------------------------------------------------
 # 2 tables (3 and 4 rows), D = 2, bottom MLP 1 -> 2 (ReLU), top MLP interaction width -> 1 (no ReLU).

@@ -16,20 +16,11 @@ import json
 import numpy as np
 import pytest
 
+from tests.test_format_edges import _one_line_error
 from tracegen import TracegenError, formats
 from tracegen.cli import main
 from tracegen.formats import dlrm
 from tracegen.formats.cache import OG_DTYPE, next_access_vtime
-
-
-def _one_line_error(capsys, path, *parts: str) -> str:
-    err = capsys.readouterr().err.strip()
-    assert "\n" not in err and "Traceback" not in err, err
-    assert err.startswith("tracegen: error: ") and str(path) in err, err
-    for part in parts:
-        assert part in err, err
-    return err
-
 
 # ---- DLRM reference: trace and dist logs as str(list(...))[1:-1] writes them -----------------------------
 

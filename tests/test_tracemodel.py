@@ -943,3 +943,26 @@ def test_the_mode_choice_samples_lfu_twins_only_for_candidates_that_can_win(monk
     full = tm.choose_mode(node, lengths, 2_000, stats, calibrate=1)
     assert lazy == full
     assert n_lazy < len(twins)
+
+
+def test_top_shares_count_as_many_ids_on_both_sides():
+    """A twin with fewer distinct ids is measured on the real table's number of ids: the 1% hottest of
+    1,000 real ids is 10 ids on both sides (the twin's own 1% of 505 ids, 5, gave an error of 0.251)."""
+    from tracegen.tracemodel import _top_share
+
+    hot = np.repeat(np.arange(10), 100)
+    real = np.r_[hot, np.arange(10, 1000)]  # 10 ids x 100 + 990 read once
+    twin = np.r_[hot, np.repeat(np.arange(10, 505), 2)]  # the same 10 ids x 100 + 495 read twice
+    f = fidelity(Trace.single(real), Trace.single(twin))["t0"]
+    assert f["top1"] == 0.0
+    assert f["top10"] == pytest.approx(abs((1000 + 90) / 1990 - (1000 + 180) / 1990))
+    assert _top_share(np.bincount(twin), 0.01) == pytest.approx(500 / 1990)  # its own 1%: 5 ids
+    assert _top_share(np.bincount(twin), 0.01, 1000) == pytest.approx(1000 / 1990)
+
+
+def test_table_profile_of_a_stream_shorter_than_its_points():
+    from tracegen.tracemodel import table_profile
+
+    p = table_profile(np.array([1, 2, 1, 3, 2, 1]))
+    assert list(p["fp"]) == [1, 2, 2, 3, 3, 3]  # distinct ids after 1..6 accesses
+    assert list(p["fp_frac"]) == pytest.approx([1 / 6, 2 / 6, 3 / 6, 4 / 6, 5 / 6, 1.0])

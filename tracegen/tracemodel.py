@@ -591,8 +591,8 @@ def _twin_ratios(out: np.ndarray, stats: dict) -> tuple[list, np.ndarray | None]
     keys, u_out = dense_keys(out)
     sc = np.bincount(keys)
     e = np.abs(ma - mb)
-    t1 = abs(_top_share(stats["id_counts"], 0.01) - _top_share(sc, 0.01))
-    t10 = abs(_top_share(stats["id_counts"], 0.1) - _top_share(sc, 0.1))
+    t1 = abs(_top_share(stats["id_counts"], 0.01) - _top_share(sc, 0.01, u))
+    t10 = abs(_top_share(stats["id_counts"], 0.1) - _top_share(sc, 0.1, u))
     # errors relative to the targets (MRC mean 0.005, max 0.02, top-1% 0.02; top-10% 0.04; LFU, FIFO 0.03)
     r = [e.mean() / 0.005, e.max() / 0.02, t1 / 0.02, t10 / 0.04]
     lfu = _policy_miss_ratios(keys, u_out, u) if stats.get("policy") is not None else None
@@ -2118,9 +2118,11 @@ def validate_dist(doc, path=None) -> None:
 # ---------------------------------------------------------------------------------------------------
 
 
-def _top_share(counts: np.ndarray, frac: float) -> float:
+def _top_share(counts: np.ndarray, frac: float, n_ids: int | None = None) -> float:
+    """Share of the accesses that go to the ``frac`` most accessed of ``n_ids`` ids (default: ``len(counts)``;
+    a twin is measured on as many ids as its real table has, whatever its own distinct count)."""
     c = np.sort(counts)[::-1]
-    k = max(1, int(round(frac * c.shape[0])))
+    k = max(1, int(round(frac * (c.shape[0] if n_ids is None else n_ids))))
     return float(c[:k].sum() / max(c.sum(), 1))
 
 
@@ -2133,6 +2135,7 @@ def table_profile(values: np.ndarray, n_points: int = 40) -> dict:
     sd = stack_distances(values)
     counts, cold = sd_histogram(sd)
     fp_pos = np.unique(np.linspace(0, values.shape[0], n_points + 1).astype(np.int64)[1:])
+    fp_pos = fp_pos[fp_pos > 0]  # (fewer accesses than points: the first points round down to 0)
     first = np.cumsum(sd < 0)
     return {
         "sd_counts": counts,
@@ -2150,8 +2153,9 @@ def fidelity(real: Trace, synthetic: Trace, n_sizes: int = 40) -> dict:
 
     Per table: ``mrc_mean``/``mrc_max`` (LRU miss ratio abs error over ``n_sizes`` log-spaced cache
     sizes from 1 row to the real distinct count), ``top1``/``top10`` (abs error of the share of
-    accesses to the top 1%/10% ids), ``footprint`` (max abs error of distinct-ids-so-far at 40 points,
-    relative to the real final count), ``bag_tv`` (total variation distance of bag-length pmfs),
+    accesses to the most accessed 1%/10% of the real distinct count of ids, on both sides),
+    ``footprint`` (max abs error of distinct-ids-so-far at 40 points, relative to the real final count),
+    ``bag_tv`` (total variation distance of bag-length pmfs),
     ``distinct_ratio`` (synthetic/real distinct ids).
     """
     from tracegen.locality import miss_ratio_curve
@@ -2178,8 +2182,8 @@ def fidelity(real: Trace, synthetic: Trace, n_sizes: int = 40) -> dict:
         out[rt.name] = {
             "mrc_mean": float(err.mean()),
             "mrc_max": float(err.max()),
-            "top1": abs(_top_share(a["id_counts"], 0.01) - _top_share(b["id_counts"], 0.01)),
-            "top10": abs(_top_share(a["id_counts"], 0.10) - _top_share(b["id_counts"], 0.10)),
+            "top1": abs(_top_share(a["id_counts"], 0.01) - _top_share(b["id_counts"], 0.01, a["distinct"])),
+            "top10": abs(_top_share(a["id_counts"], 0.10) - _top_share(b["id_counts"], 0.10, a["distinct"])),
             "footprint": float(np.max(np.abs(fa - fb))) if fa.size else 0.0,
             "bag_tv": float(0.5 * np.abs(pa - pb).sum()),
             "distinct_ratio": b["distinct"] / max(a["distinct"], 1),

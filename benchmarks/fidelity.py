@@ -1,4 +1,4 @@
-"""Fidelity benchmark: how closely synthetic traces reproduce real ones, ours against three baselines.
+"""Fidelity benchmark: how closely synthetic traces reproduce real ones, ours against four baselines.
 
 For every real trace in ``../shared/data`` (ARC OLTP and P3, CloudPhysics ``lbn``, the two Criteo
 samples' 26 categorical tables), planted synthetic ones (:mod:`tracegen.synth`) and probe patterns
@@ -8,7 +8,10 @@ baselines keep the real bag lengths and only generate ids, table by table):
 
 - ``ours``: ``TraceModel().fit(real).sample(n_samples, seed=0)`` (and, for the DP rows,
   ``TraceModel(epsilon=e)`` for e in 0.5, 1, 4);
-- ``iid-sd``: i.i.d. stack distances, the DLRM reference's generator (``benchmarks/baselines.py``);
+- ``dlrm-ref``: the DLRM reference's generator, i.i.d. stack distances exactly as
+  ``dlrm_data_pytorch.py`` draws them (``benchmarks/baselines.py``);
+- ``iid-sd``: the same i.i.d. law, a draw deeper than the current stack becoming a new id instead of
+  being redrawn among shallower depths (a stronger variant on these traces);
 - ``fbgemm``: FBGEMM's ``eeg_cli estimate`` + ``generate`` (heavy hitters + Zipf), skipped with a
   message when ``fbgemm_gpu`` is not importable or ``--no-fbgemm``;
 - ``uniform``: uniform ids over the real distinct count;
@@ -18,10 +21,16 @@ baselines keep the real bag lengths and only generate ids, table by table):
   the length): how much the statistics move within the real trace itself, by drift and by chance.
   On small traces (the Criteo samples: 200-1,000 samples) this is the scale below which no error
   figure means much.
+- with ``--holdout`` (real traces): every other row is in sample (each generator is fitted on the
+  trace it is scored against, and ``fit`` chooses its mode by twins' LRU, top-share, LFU and FIFO
+  errors against it); ``ours, fit on 1st half, vs 2nd`` fits on the first half only and scores its
+  twin against the second half, next to ``1st half vs 2nd`` (the first half itself, scored the same
+  way): the out-of-sample check.
 
 Metrics per table (``tracegen.tracemodel.fidelity``), averaged over tables weighted by accesses:
 LRU miss-ratio-curve mean and max absolute error over 40 log-spaced cache sizes (1 row to the real
-distinct count), absolute error of the share of accesses to the top 1% and top 10% ids, footprint
+distinct count), absolute error of the share of accesses to the top 1% and top 10% ids (the same
+number of ids on both sides: 1%/10% of the real distinct count; :func:`top_share_errors`), footprint
 error (max abs error of distinct-so-far / real distinct); FIFO, LFU and ARC miss-ratio absolute error
 (max over caches of 1%, 10% and 30% of the real distinct count, ``tracegen.cachesim.miss_ratios``).
 
@@ -197,6 +206,23 @@ def _mr(miss_ratios, ids, policy, sizes):
     return r
 
 
+def top_share_errors(real_ids: np.ndarray, synth_ids: np.ndarray) -> dict:
+    """Abs error of the share of accesses to the hottest 1% / 10% of ids, the *same number* of ids
+    (``k = round(frac * real distinct)``, at least 1) on both sides, as every other metric sizes its
+    caches from the real distinct count. (``tracegen.tracemodel.fidelity`` takes 1% of each side's own
+    distinct count, so a generator touching fewer ids is scored on a smaller hot set.)"""
+    from tracegen.locality import dense_keys
+
+    ka, u = dense_keys(real_ids)
+    ca = np.sort(np.bincount(ka, minlength=u))[::-1]
+    cb = np.sort(np.bincount(dense_keys(synth_ids)[0]))[::-1]
+    out = {}
+    for name, frac in (("top1", 0.01), ("top10", 0.10)):
+        k = max(1, int(round(frac * u)))
+        out[name] = abs(float(ca[:k].sum() / max(ca.sum(), 1)) - float(cb[:k].sum() / max(cb.sum(), 1)))
+    return out
+
+
 def score(real: Trace, synth: Trace, with_non_lru: bool = True) -> dict:
     """Access-weighted mean over tables of every metric."""
     from tracegen.tracemodel import fidelity
@@ -206,16 +232,19 @@ def score(real: Trace, synth: Trace, with_non_lru: bool = True) -> dict:
     acc = {m: 0.0 for m in METRICS}
     wsum = {m: 0.0 for m in METRICS}
     worst = {m: 0.0 for m in METRICS}
+    per: dict = {}
     scored = 0
     for t in real.tables:
         if t.name not in f:
             continue
         scored += 1
         row = dict(f[t.name])
+        row.update(top_share_errors(t.values, synth.table(t.name).values))
         if miss_ratios is not None:
             sv = np.asarray(synth.table(t.name).values)
             row.update(non_lru_errors(t.values, sv, miss_ratios))
         w = float(t.n_accesses)
+        per[t.name] = {**{m: row[m] for m in METRICS if m in row}, "weight": w}
         for m in METRICS:
             if m in row:
                 acc[m] += w * row[m]
@@ -225,7 +254,34 @@ def score(real: Trace, synth: Trace, with_non_lru: bool = True) -> dict:
     out["worst_table"] = worst
     out["n_tables"] = len(real.tables)
     out["tables_scored"] = scored
+    out["per_table"] = per
     return out
+
+
+def restrict(s: dict, names) -> dict:
+    """``s`` (a :func:`score` result) averaged over the tables ``names`` only (weighted by accesses)."""
+    rows = [r for t, r in s.get("per_table", {}).items() if t in set(names)]
+    out = {}
+    for m in METRICS:
+        w = [(r["weight"], r[m]) for r in rows if m in r]
+        if w:
+            out[m] = sum(a * b for a, b in w) / sum(a for a, _ in w)
+    out["n_tables"], out["tables_scored"] = s.get("n_tables", 0), len(rows)
+    return out
+
+
+def same_tables_rows(r: dict) -> dict:
+    """Where a method left tables out (FBGEMM refuses some), ``ours`` again on only the tables that
+    method scored, so the two rows compare like with like: ``{label: score}``."""
+    extra = {}
+    for method, s in r["methods"].items():
+        if "error" in s or s.get("tables_scored", 0) >= s.get("n_tables", 0):
+            continue
+        names = list(s.get("per_table", {}))
+        for other, o in r["methods"].items():
+            if other == "ours" != method and "error" not in o:
+                extra[f"{other} (on {method}'s {len(names)}/{s['n_tables']} tables)"] = restrict(o, names)
+    return extra
 
 
 # ---- report -------------------------------------------------------------------------------------
@@ -245,6 +301,9 @@ def markdown(results: dict) -> str:
             if s.get("tables_scored", 0) < s.get("n_tables", 0):
                 method = f"{method} ({s['tables_scored']}/{s['n_tables']} tables)"
             lines.append(f"| {trace} | {r['accesses']:,} | {method} | "
+                         + " | ".join(fmt(s.get(m)) for m in METRICS) + " |")
+        for label, s in same_tables_rows(r).items():
+            lines.append(f"| {trace} | {r['accesses']:,} | {label} | "
                          + " | ".join(fmt(s.get(m)) for m in METRICS) + " |")
     dp = [(t, r["dp"]) for t, r in results.items() if r.get("dp")]
     if dp:
@@ -298,6 +357,9 @@ def main(argv=None) -> int:
     ap.add_argument("--no-fbgemm", action="store_true", help="skip FBGEMM's estimator/generator")
     ap.add_argument("--no-dp", action="store_true", help="skip the differential-privacy rows")
     ap.add_argument("--no-non-lru", action="store_true", help="skip FIFO/LFU/ARC (libcachesim)")
+    ap.add_argument("--holdout", action="store_true",
+                    help="real traces: also fit on the first half and score the twin against the second "
+                         "half (out of sample), next to the first half itself scored the same way")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", metavar="OUT", help="also write all figures as JSON")
     args = ap.parse_args(argv)
@@ -320,6 +382,7 @@ def main(argv=None) -> int:
         non_lru = False  # their columns print "-"
     gens = {
         "ours": lambda real: ours(real, args.seed),
+        "dlrm-ref": lambda real: per_table(real, lambda x, n: baselines.dlrm_reference_ids(x, n, args.seed)),
         "iid-sd": lambda real: per_table(real, lambda x, n: baselines.iid_stack_distances(x, n, args.seed)),
         "fbgemm": None if fb_reason else (lambda real: per_table(real, _fbgemm_or_none)),
         "uniform": lambda real: per_table(real, lambda x, n: baselines.uniform_ids(x, n, args.seed)),
@@ -349,6 +412,16 @@ def main(argv=None) -> int:
             s = score(real.slice(0, h), real.slice(h, 2 * h), non_lru)
             r["methods"]["halves"] = s
             _progress("halves", s)
+            if args.holdout:  # out of sample: fit on the first half only, score against the second
+                first, second = real.slice(0, h), real.slice(h, 2 * h)
+                for label, make in (("ours, fit on 1st half, vs 2nd", lambda f=first: ours(f, args.seed)),
+                                    ("1st half vs 2nd", lambda f=first: f)):
+                    try:
+                        s = score(second, make(), non_lru)
+                    except Exception as e:  # noqa: BLE001
+                        s = {"error": f"{type(e).__name__}: {str(e)[:80]}"}
+                    r["methods"][label] = s
+                    _progress(label, s)
         if not args.no_dp:
             for eps in EPSILONS:
                 try:

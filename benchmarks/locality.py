@@ -1,9 +1,11 @@
 """Locality engine speed and memory against libCacheSim's LRU, measured in the same run.
 
 Prints accesses/s for: exact stack distances + full LRU MRC (with the per-access output, and the
-histogram-only profiler path), SHARDS at rate 0.01 (+ MRC), libCacheSim LRU at one cache size and
-at 20 sizes; the ratios ours/libCacheSim; the largest |difference| between our MRC and
-libCacheSim's miss ratios at the 20 sizes; the peak extra resident memory of each step; and the
+histogram-only profiler path), SHARDS at rate 0.01 (+ MRC; approximate, so its ratio is against
+libCacheSim's *exact* replay: the Python binding of libCacheSim 0.3.5 does not expose its SHARDS
+sampler), libCacheSim LRU at one cache size and at 20 sizes (best of ``--reps`` like ours); the
+ratios ours/libCacheSim; the largest |difference| between our MRC and libCacheSim's miss ratios at
+the 20 sizes; the peak extra resident memory of each step; and the
 load average (the machine is shared: compare ratios, not absolute figures, across runs).
 
 Usage:
@@ -79,7 +81,8 @@ def main(argv=None) -> int:
     ap.add_argument("--alpha", type=float, default=0.9, help="Zipf exponent (default 0.9)")
     ap.add_argument("--trace", help="use a real trace instead: FILE.npz:KEY or FILE.npy")
     ap.add_argument("--rate", type=float, default=0.01, help="SHARDS rate (default 0.01)")
-    ap.add_argument("--reps", type=int, default=1, help="repetitions of our steps (best time kept)")
+    ap.add_argument("--reps", type=int, default=1,
+                    help="repetitions of every step, ours and libCacheSim's alike (best time kept)")
     ap.add_argument("--no-lcs", action="store_true", help="skip libCacheSim")
     args = ap.parse_args(argv)
 
@@ -145,10 +148,10 @@ def main(argv=None) -> int:
                     return lcs.LRU(cache_size=int(c)).process_trace(r)[0]
 
                 one = int(sizes20[len(sizes20) // 2])
-                t1, m1, mr1 = measure(lambda: replay(one))
+                t1, m1, mr1 = measure(lambda: replay(one), args.reps)
                 lcs1 = t1
                 rows.append((f"libCacheSim LRU, 1 size ({one:,} rows)", t1, m1))
-                t20, m20, mr20 = measure(lambda: [replay(c) for c in sizes20])
+                t20, m20, mr20 = measure(lambda: [replay(c) for c in sizes20], args.reps)
                 lcs20 = t20
                 rows.append((f"libCacheSim LRU, {len(sizes20)} sizes", t20, m20))
                 diff = float(np.max(np.abs(np.asarray(mr20) - exact20)))

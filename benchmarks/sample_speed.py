@@ -4,8 +4,12 @@ Prints, in one process: accesses/s of ``TraceModel.sample_iter`` for a fitted mo
 modes: uncoupled, coupled, and the hybrid ``coupling_below=64``; the median of ``--repeat`` runs, per
 second of wall-clock time and per second of the process's CPU time, less noisy on a busy machine),
 against baselines measured in the same run: numpy's uniform id generator (a floor: no model at all),
-the DLRM reference's generator (i.i.d. stack distances on a Python list LRU stack, as in
-``dlrm_data_pytorch.py``; measured on a small n), and the sampler's separate-kernel path
+the DLRM reference's generator (``dlrm_data_pytorch.py``'s ``trace_generate_lru`` and
+``generate_stack_distance`` ported line by line, on the profile ``trace_profile`` gives: per access a
+``numpy.random.rand(1)``, a ``bisect`` while fewer ids than the largest depth have been seen, a linear
+scan of the CDF, and a ``del``/``append`` on the list of all distinct ids; measured on a small n), the
+same generator's list-LRU update loop alone (the depths drawn vectorised outside the timing: a
+generous lower bound on the reference's cost, the figure quoted before), and the sampler's separate-kernel path
 (``ClassStackSampler.FUSED = False``: six uniform streams, the pre-draw and stack kernels of before).
 With ``--stream N`` also writes an N-access trace to a native npz through ``TraceModel.sample_to`` (chunked) and prints
 the peak resident memory (target: 100M accesses under 2 GB).
@@ -43,8 +47,56 @@ def real_trace() -> tuple[str, Trace]:
     return "planted zipf", Trace.single(rng.choice(100_000, size=1_000_000, p=w / w.sum()))
 
 
+def reference_generate_lru(n: int, line_accesses: list, list_sd: list, cumm_sd: list, seed: int = 0,
+                           out: list | None = None) -> float:
+    """Accesses/s of the DLRM reference's ``trace_generate_lru`` (no padding), ported line by line from
+    facebookresearch/dlrm ``dlrm_data_pytorch.py`` (with its ``generate_stack_distance``): the inputs
+    are ``trace_profile``'s (``benchmarks/baselines.py::reference_profile``). ``out``, when given,
+    receives the generated ids."""
+    import bisect
+
+    ra = np.random.RandomState(seed)
+    line_accesses = list(line_accesses)
+    cache_line_size = 1
+
+    def generate_stack_distance(cumm_val, cumm_dist, max_i, i):
+        u = ra.rand(1)
+        if i < max_i:
+            j = bisect.bisect(cumm_val, i) - 1
+            fi = cumm_dist[j]
+            u *= fi
+        for j, f in enumerate(cumm_dist):
+            if u <= f:
+                return cumm_val[j]
+
+    t0 = time.perf_counter()
+    max_sd = list_sd[-1]
+    ln = len(line_accesses)
+    i = 0
+    ztrace = []
+    for _ in range(n):
+        sd = generate_stack_distance(list_sd, cumm_sd, max_sd, i)
+        if sd == 0:
+            line_ref = line_accesses[0]
+            del line_accesses[0]
+            line_accesses.append(line_ref)
+            mem_ref = np.uint64(line_ref * cache_line_size)
+            i += 1
+        else:
+            line_ref = line_accesses[ln - sd]
+            mem_ref = np.uint64(line_ref * cache_line_size)
+            del line_accesses[ln - sd]
+            line_accesses.append(line_ref)
+        ztrace.append(mem_ref)
+    dt = time.perf_counter() - t0
+    if out is not None:
+        out.extend(int(x) for x in ztrace)
+    return n / dt
+
+
 def reference_iid_sd(n: int, sd_values: np.ndarray, sd_probs: np.ndarray, seed: int = 0) -> float:
-    """The DLRM reference's generator: draw a stack distance, move that element of a list to the top."""
+    """The reference generator's list-LRU update alone: the depths drawn vectorised before the timing
+    (the reference draws each with a Python scan of its CDF), then move that element to the top."""
     rng = np.random.default_rng(seed)
     draws = rng.choice(sd_values, size=n, p=sd_probs)
     stack: list[int] = []
@@ -91,6 +143,8 @@ def main(argv=None) -> int:
     ap.add_argument("--chunk", type=int, default=1 << 20, help="samples per chunk")
     ap.add_argument("--stream", type=int, default=0, help="also stream this many accesses to disk")
     ap.add_argument("--repeat", type=int, default=3, help="runs per mode (the median is printed)")
+    ap.add_argument("--n-ref", type=int, default=2000,
+                    help="accesses for the ported reference generator (slow: a Python scan per access)")
     ap.add_argument("--hybrid", type=int, default=64, help="coupling_below of the hybrid mode's row")
     ap.add_argument(
         "--n-old", type=int, default=1, help="also time the separate-kernel sampler (0: skip)"
@@ -125,10 +179,16 @@ def main(argv=None) -> int:
         rng.integers(0, real.tables[0].cardinality, 1 << 22)
     floor = max(1, args.n // (1 << 22)) * (1 << 22) / (time.perf_counter() - t0)
     vals, cnts = np.unique(np.minimum(sd, 100_000), return_counts=True)
-    ref = reference_iid_sd(20_000, vals, cnts / cnts.sum())
+    loop = reference_iid_sd(20_000, vals, cnts / cnts.sum())
+    sys.path.insert(0, str(HERE))
+    import baselines
+
+    la, list_sd, cumm_sd = baselines.reference_profile(real.tables[0].values)
+    ref = reference_generate_lru(args.n_ref, la.tolist(), list_sd.tolist(), cumm_sd.tolist())
     print(
-        f"baselines: numpy uniform ids {floor / 1e6:.1f} M/s; "
-        f"DLRM reference i.i.d.-SD list LRU {ref / 1e3:.1f} k/s"
+        f"baselines: numpy uniform ids {floor / 1e6:.1f} M/s; DLRM reference trace_generate_lru "
+        f"(ported, {args.n_ref:,} accesses, {len(list_sd):,} distinct depths in its CDF) {ref / 1e3:.1f} k/s; "
+        f"its list-LRU update loop alone (draws vectorised, untimed) {loop / 1e3:.1f} k/s"
     )
     modes = {
         "uncoupled": (False, 0),
@@ -155,7 +215,8 @@ def main(argv=None) -> int:
         )
         print(
             f"sample ({label}): {r / 1e6:.2f} M accesses/s, {r_cpu / 1e6:.2f} M/s of CPU time "
-            f"({r / ref:.0f}x the reference, {r / floor:.2f}x numpy uniform{vs})"
+            f"({r / ref:.0f}x the reference generator, {r / loop:.0f}x its update loop alone, "
+            f"{r / floor:.2f}x numpy uniform{vs})"
         )
 
     if args.stream:

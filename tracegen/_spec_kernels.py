@@ -200,3 +200,45 @@ def _guided_search(cdf, g, u):
             i += 1
         out[j] = i if i < n else n - 1
     return out
+
+
+@njit(cache=True)
+def _mul64(a, b):
+    """Full 128-bit product of two uint64: ``(high, low)`` words (32-bit halves, no overflow)."""
+    m32 = np.uint64(0xFFFFFFFF)
+    s32 = np.uint64(32)
+    a0 = a & m32
+    a1 = a >> s32
+    b0 = b & m32
+    b1 = b >> s32
+    t = a0 * b0
+    w0 = t & m32
+    t = a1 * b0 + (t >> s32)
+    w1 = t & m32
+    w2 = t >> s32
+    t = a0 * b1 + w1
+    hi = a1 * b1 + w2 + (t >> s32)
+    lo = (t << s32) + w0
+    return hi, lo
+
+
+@njit(cache=True)
+def _scale_u128(hi, lo, card):
+    """``floor((hi * 2**64 + lo) * card / 2**128)`` per entry (uint64 words, ``0 < card < 2**63``).
+
+    Maps two uniform 64-bit words to an integer uniform on ``[0, card)`` with relative bias below
+    ``card / 2**128``: every integer of a table beyond 2**53 rows is reachable, as a float ``u * card``
+    cannot do.
+    """
+    n = hi.shape[0]
+    out = np.empty(n, np.int64)
+    c = np.uint64(card)
+    for i in range(n):
+        p1h, p1l = _mul64(hi[i], c)
+        p2h, p2l = _mul64(lo[i], c)
+        s = p1l + p2h  # wraps modulo 2**64: a carry into the high word when s < p1l
+        r = p1h
+        if s < p1l:
+            r += np.uint64(1)
+        out[i] = np.int64(r)
+    return out

@@ -20,11 +20,15 @@ Owns every ``tables[j].ids`` node kind except the fitted ``"class-stack"`` (that
   stationary IRM cannot produce (bursts, small stack distances). Both parts are exact samplers of their
   own law, the mixture's MRC is not the mixture of MRCs (IRM accesses push the stack), so ``irm_share``
   trades head share against locality; this is why fitted traces use the core model, not this kind.
+  ``cold`` applies only with ``stack_distance``, ``irm_share`` only to the mixture: elsewhere they are
+  refused (they would be ignored).
 - ``{"kind": "uniform"}``, ``{"kind": "gaussian", "params": {"mean": m, "std": s}}``: the DLRM
   reference's ``--rand-data-dist``: uniform ids over ``[0, card)``; Gaussian ``round(m + s Z)`` clipped
   to ``[0, card - 1]`` (``m`` defaults to the middle). These ids are not permuted (the Gaussian's point
-  is that neighbouring ids are hot together). Unlike the reference we do not de-duplicate ids inside a
-  bag: this is a stream kind, bags are cut by the trace model.
+  is that neighbouring ids are hot together). Beyond ``2**53`` rows neither goes through one float64
+  (which would leave every id on a grid, e.g. no odd id of ``2**62 - 1`` rows): uniform ids come from
+  two 64-bit words each, Gaussian offsets are added to the integer part of ``m``. Unlike the reference
+  we do not de-duplicate ids inside a bag: this is a stream kind, bags are cut by the trace model.
 - ``{"kind": "stack-empirical", "sd": {"kind": "empirical", ...}, "cold": {"rate": c}}``: the stack model
   with an empirical stack-distance law, as imported from the DLRM reference's ``dist_emb_j.log``.
 - ``{"kind": "batch-reuse", ...}``: Meta's dlrm_datasets per-batch reuse-factor statistics (see
@@ -73,6 +77,8 @@ PROB_TOL = 1e-6
 _ZIPF_EXACT = 1 << 22  # ranks tabulated exactly; the tail beyond is inverted from the continuous law
 PERSISTENT_MAX_CARD = 1 << 27  # "persistent" batch-reuse draws one key per row per batch
 _DENSE_STACK = 1 << 22  # stack models of tables up to this many rows index their state by rank
+_FLOAT_EXACT = 1 << 53  # uniform / Gaussian ids of larger tables are not drawn through one float64
+_BIG_OFFSET = 1 << 61  # big-table Gaussian: offsets clipped to +-this, the integer mean to [-this, card + this]
 
 
 # ================================================================================================
@@ -204,8 +210,12 @@ def validate_node(node, where: str = "ids") -> None:
         if sd is not None:
             _validate_sd_law(sd, f"{where}.stack_distance")
             _validate_cold(node, where, required=False)
+        elif "cold" in node:  # would be ignored: an IRM has no cold accesses of its own
+            _fail(f"{where}.cold", "applies only with 'stack_distance' (the stack model or the mixture)")
         if pop is not None and sd is not None:
             _number(node, "irm_share", where, required=False, lo=0, hi=1)
+        elif "irm_share" in node:
+            _fail(f"{where}.irm_share", "applies only to the mixture (both 'popularity' and 'stack_distance')")
     elif kind == "uniform":
         pass
     elif kind == "gaussian":
@@ -386,12 +396,20 @@ class _SdLaw:
 # ================================================================================================
 
 class _UniformSampler:
+    """``floor(u * card)`` up to :data:`_FLOAT_EXACT` rows; beyond, two 64-bit words per id (a float
+    ``u`` has 53 bits: ``u * card`` would only reach ids on a grid, e.g. no odd id of 2**62 - 1 rows)."""
+
     def __init__(self, card, seed):
         self.card = card
         (self.rng,) = _streams(seed, 1)
 
     def next(self, n: int) -> np.ndarray:
-        return np.floor(self.rng.random(n) * self.card).astype(np.int64)
+        if self.card <= _FLOAT_EXACT:
+            return np.floor(self.rng.random(n) * self.card).astype(np.int64)
+        from tracegen import _spec_kernels as K
+
+        raw = self.rng.bit_generator.random_raw(2 * n)  # a fixed 2 words per id: chunking invariant
+        return K._scale_u128(np.ascontiguousarray(raw[0::2]), np.ascontiguousarray(raw[1::2]), self.card)
 
 
 class _GaussianSampler:
@@ -401,12 +419,27 @@ class _GaussianSampler:
         self.mean = float(p["mean"]) if p.get("mean") is not None else (card - 1) / 2.0
         self.std = float(p["std"])
         (self.rng,) = _streams(seed, 1)
+        # big tables: the mean as an exact integer part and a fraction (the default middle exactly)
+        if p.get("mean") is None:
+            base, self.frac = (card - 1) // 2, 0.5 * ((card - 1) % 2)
+        else:
+            base = math.floor(self.mean)
+            self.frac = self.mean - base
+        self.base = min(max(base, -_BIG_OFFSET), card + _BIG_OFFSET)  # beyond: every id clips to an end
 
     def next(self, n: int) -> np.ndarray:
         from scipy.special import ndtri
 
-        x = np.rint(self.mean + self.std * ndtri(self.rng.random(n)))
-        return np.clip(np.nan_to_num(x, nan=self.mean), 0, self.card - 1).astype(np.int64)
+        z = ndtri(self.rng.random(n))
+        if self.card <= _FLOAT_EXACT:
+            x = np.rint(self.mean + self.std * z)
+            return np.clip(np.nan_to_num(x, nan=self.mean), 0, self.card - 1).astype(np.int64)
+        # beyond 2**53 rows the float m + s Z sits on a grid of the float spacing at m: add an integer
+        # offset rint(frac(m) + s Z) to the integer part of m instead (both clipped so that the int64
+        # sum cannot overflow and a mean far outside the table still clips every id to that end)
+        lim = float(_BIG_OFFSET)
+        off = np.clip(np.nan_to_num(np.rint(self.frac + self.std * z), nan=0.0), -lim, lim).astype(np.int64)
+        return np.clip(off + np.int64(self.base), 0, self.card - 1)
 
 
 class _IrmSampler:

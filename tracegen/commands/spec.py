@@ -24,12 +24,13 @@ ORDER = 25
 _LOCALITY_OPTS = ("table", "batch_size", "pooling", "cardinality", "carry")
 _FAMILY_OPTS = {
     "uniform": ("cardinality",),
+    "gaussian": ("cardinality", "mean", "std"),
     "zipf": ("cardinality", "a"),
     "lognormal": ("cardinality", "mu", "sigma", "cold_rate", "a", "irm_share"),
     "powerlaw": ("cardinality", "alpha", "scale", "cold_rate", "a", "irm_share"),
 }
 _SOURCE_OPTS = ("table", "batch_size", "pooling", "carry", "cardinality", "a", "mu", "sigma", "alpha",
-                "scale", "cold_rate", "irm_share")
+                "scale", "cold_rate", "irm_share", "mean", "std")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,15 +44,18 @@ def run(args: argparse.Namespace) -> int:
                                    record K of Meta's dlrm_datasets *_locality_stats.txt: a "batch-reuse"
                                    table whose sampled batches reproduce the published per-batch
                                    reuse-factor histograms (unique rows and accesses per bucket).
-      --family zipf|uniform|lognormal|powerlaw --cardinality N
-                                   a parametric table (--a for zipf; --mu/--sigma or --alpha/--scale and
-                                   --cold-rate for the stack-distance families; --a with a stack family
-                                   gives the IRM + stack mixture, --irm-share of accesses from Zipf).
+      --family zipf|uniform|gaussian|lognormal|powerlaw --cardinality N
+                                   a parametric table (--a for zipf; --std and optionally --mean for
+                                   gaussian, the DLRM reference's --rand-data-dist; --mu/--sigma or
+                                   --alpha/--scale and --cold-rate for the stack-distance families; --a
+                                   with a stack family gives the IRM + stack mixture, --irm-share of
+                                   accesses from Zipf).
 
     Examples:
       tracegen spec --from-dlrm-dist dist_emb_0.log -o dist.json
       tracegen spec --from-locality-stats 2021_locality_stats.txt --table 0 -o meta0.json
       tracegen spec --family zipf --a 0.9 --cardinality 100000 -o zipf.json
+      tracegen spec --family gaussian --std 1000 --cardinality 100000 -o gauss.json
       tracegen sample dist.json -n 100000 -o synth.npz
     """
     from tracegen import spec
@@ -116,6 +120,13 @@ def _family_table(args: argparse.Namespace) -> dict:
     fam = args.family
     if fam == "uniform":
         ids = {"kind": "uniform"}
+    elif fam == "gaussian":
+        if args.std is None:
+            raise TracegenError("--family gaussian needs --std S (> 0) and optionally --mean M (default: the middle)")
+        params = {"std": args.std}
+        if args.mean is not None:
+            params["mean"] = args.mean
+        ids = {"kind": "gaussian", "params": params}
     elif fam == "zipf":
         if args.a is None:
             raise TracegenError("--family zipf needs --a A (the Zipf exponent, > 0)")
@@ -179,7 +190,7 @@ def register(sub) -> None:
     src = p.add_argument_group("source (exactly one)")
     src.add_argument("--from-dlrm-dist", metavar="FILE", help="a DLRM reference dist_emb_j.log")
     src.add_argument("--from-locality-stats", metavar="FILE", help="a dlrm_datasets *_locality_stats.txt")
-    src.add_argument("--family", choices=["zipf", "uniform", "lognormal", "powerlaw"],
+    src.add_argument("--family", choices=["zipf", "uniform", "gaussian", "lognormal", "powerlaw"],
                      help="a parametric table")
     loc = p.add_argument_group("locality stats")
     loc.add_argument("--table", type=nonneg_int, metavar="K", help="record index in the stats file (from 0)")
@@ -195,6 +206,8 @@ def register(sub) -> None:
                      help="rows of the table, 1 to 2**62 - 1 (with --from-locality-stats: default 10x the "
                           "distinct rows of a batch)")
     par.add_argument("--a", type=_positive, metavar="A", help="Zipf exponent (> 0)")
+    par.add_argument("--mean", type=_finite, help="gaussian: mean id (default: the middle of the table)")
+    par.add_argument("--std", type=_positive, help="gaussian: standard deviation of the ids (> 0)")
     par.add_argument("--mu", type=_finite, help="lognormal: mean of log stack distance")
     par.add_argument("--sigma", type=_positive, help="lognormal: std of log stack distance (> 0)")
     par.add_argument("--alpha", type=_positive, help="powerlaw: tail exponent (> 0)")

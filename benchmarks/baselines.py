@@ -36,6 +36,7 @@ import numpy as np
 from numba import njit
 
 from tracegen import spec
+from tracegen._sample_kernels import _fen_add, _fen_select
 from tracegen.locality import dense_keys, sd_histogram, stack_distances
 
 
@@ -69,46 +70,26 @@ def _lru_replay(depths, n_ids):
     below the stack; depth 0 takes the next unseen one (or the LRU bottom once all are seen), depth
     ``d > 0`` the ``d``-th most recent. Fenwick tree over time slots (one per access)."""
     n = depths.shape[0]
-    size = n + 1
-    tree = np.zeros(size + 1, np.int64)
-    slot_id = np.full(size, -1, np.int64)
+    tree = np.zeros(n + 2, np.int64)  # Fenwick tree over n + 1 time slots
+    slot_id = np.full(n + 1, -1, np.int64)
     last = np.full(n_ids, -1, np.int64)
-    top = 1
-    while top * 2 <= size:
-        top *= 2
     marked = 0
     nxt = 0
     out = np.empty(n, np.int64)
     for t in range(n):
         d = depths[t]
-        x = -1
         if d == 0 and nxt < n_ids:
             x = nxt
             nxt += 1
         else:
             if d == 0:
                 d = marked  # every id seen: the LRU bottom
-            k = marked - d + 1  # the k-th mark from the left (oldest first)
-            pos = 0
-            step = top
-            while step > 0:
-                q = pos + step
-                if q <= size and tree[q] < k:
-                    pos = q
-                    k -= tree[q]
-                step //= 2
-            x = slot_id[pos]  # tree index pos + 1 is slot pos
+            x = slot_id[_fen_select(tree, marked - d + 1)]  # the (marked - d + 1)-th mark, oldest first
         p = last[x]
         if p >= 0:  # unmark the old slot
-            q = p + 1
-            while q <= size:
-                tree[q] -= 1
-                q += q & -q
+            _fen_add(tree, p, -1)
             marked -= 1
-        q = t + 1
-        while q <= size:
-            tree[q] += 1
-            q += q & -q
+        _fen_add(tree, t, 1)
         marked += 1
         last[x] = t
         slot_id[t] = x

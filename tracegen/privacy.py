@@ -5,11 +5,14 @@ this module owns the optional differentially private fit (:func:`fit_dp`) and th
 use (:func:`raw_ids_in`, :func:`longest_common_run`).
 
 DP model: the privacy unit is one *sample* (one row of the trace: its bag in every table, its dense
-features and its label); neighbouring traces differ by replacing one sample (bounded DP; the sample
-count ``B`` is public). Each sample's contribution is bounded by clipping every bag to ``max_bag``
-ids (``L``). Only quantities with a proven L1 sensitivity are released, by two Laplace mechanisms
-composed sequentially (``epsilon = epsilon_pop + epsilon_rt``, ``epsilon_rt = DP_REUSE_SHARE *
-epsilon``; the spent budget is exactly ``(epsilon, 0)``):
+features and its label); neighbouring traces differ by replacing one sample and share the public
+schema (bounded DP: the sample count ``B``, table names, which tables are one-hot (declared, or
+inferred from the data: :func:`one_hot_tables`), dense column count and dtypes, whether labels exist;
+cardinalities only where declared: :func:`public_cardinalities`). Each sample's contribution is
+bounded by clipping every bag to ``max_bag`` ids (``L``; 1 for one-hot tables). Every noisy count
+is rounded to an integer (:func:`_laplace`). Only quantities with a proven L1 sensitivity are
+released, by two Laplace mechanisms composed sequentially (``epsilon = epsilon_pop + epsilon_rt``,
+``epsilon_rt = DP_REUSE_SHARE * epsilon``; the spent budget is exactly ``(epsilon, 0)``):
 
 popularity mechanism (scale ``S_pop / epsilon_pop``):
 
@@ -58,7 +61,14 @@ _DENSE_EDGES = np.concatenate(
 
 
 def _laplace(rng: np.random.Generator, x: np.ndarray, scale: float) -> np.ndarray:
-    return np.asarray(x, np.float64) + rng.laplace(0.0, scale, size=np.shape(x))
+    """``x`` (integer counts) plus Laplace noise of ``scale``, rounded to integers.
+
+    Rounding is post-processing, and it removes the floating-point side channel of a textbook Laplace
+    sampler (Mironov, CCS 2012: the low-order bits of ``x + Y`` in float64 depend on ``x``); the
+    released value is then the discretised Laplace mechanism, whose integer outcomes' probabilities
+    match the ideal ones to about 1e-16 relative.
+    """
+    return np.round(np.asarray(x, np.float64) + rng.laplace(0.0, scale, size=np.shape(x)))
 
 
 def _clip_bags(values: np.ndarray, lengths: np.ndarray, cap: int) -> tuple[np.ndarray, np.ndarray]:
@@ -325,6 +335,47 @@ def _twin_mrc_score(
     return float(e.mean() / 0.005 + e.max() / 0.02)
 
 
+def one_hot_tables(trace: Trace, declared=None) -> tuple[list[bool], bool]:
+    """Which tables the DP fit treats as one-hot (clip 1, bag length constant 1), and whether declared.
+
+    One-hot-ness is part of the *public schema* (docs/privacy.md): neighbouring traces share it. With
+    ``declared`` (table names) it is taken from the caller, so no sample can change it; a declared
+    one-hot table is clipped to its first id per bag. Without, it is inferred from the data (every bag
+    holds at most one id and some bag one): then the guarantee only covers neighbours that keep each
+    table's one-hot-ness, and the one sample that makes a table multi-hot is not protected.
+    """
+    if declared is None:
+        return [bool(t.lengths.max(initial=0) == 1) for t in trace.tables], False
+    names = [str(x) for x in declared]
+    unknown = sorted(set(names) - set(trace.names))
+    if unknown:
+        raise TracegenError(f"one-hot tables not in the trace: {', '.join(unknown)}")
+    return [t.name in names for t in trace.tables], True
+
+
+def public_cardinalities(trace: Trace, declared=None) -> list[bool]:
+    """Which tables' ``cardinality`` the DP fit releases as public schema (else the noisy distinct count).
+
+    A trace's cardinality is often derived from the data by its reader: ``max id + 1`` for raw-id
+    formats (csv, txt, npy, cache traces), the exact distinct count with ``--densify``. Released as it
+    is, it would give away the largest raw id, one sample's id. So it is released only when declared
+    public: ``declared`` is True (every table) or a list of table names; tables over ``SPARSE_KEYS``
+    rows (hashed 64-bit keys) never are.
+    """
+    from tracegen.tracemodel import SPARSE_KEYS
+
+    if declared is None or declared is False:
+        names: set = set()
+    elif declared is True:
+        names = set(trace.names)
+    else:
+        names = {str(x) for x in declared}
+        unknown = sorted(names - set(trace.names))
+        if unknown:
+            raise TracegenError(f"public-cardinality tables not in the trace: {', '.join(unknown)}")
+    return [t.name in names and int(t.cardinality) < SPARSE_KEYS for t in trace.tables]
+
+
 def _noise_rng() -> np.random.Generator:
     """The generator of DP noise: fresh OS entropy, so the noise cannot be reproduced from any seed.
 
@@ -341,7 +392,6 @@ def fit_dp(trace: Trace, params, progress: bool = False) -> dict:
         CALIBRATE_MAX_ACCESSES,
         DEFAULT_BUDGET_SLACK,
         HYBRID_BELOW,
-        SPARSE_KEYS,
         _probs,
         _sd_grid,
         calibrate_class_stack,
@@ -352,28 +402,36 @@ def fit_dp(trace: Trace, params, progress: bool = False) -> dict:
     k = int(params.min_count)
     cbo = int(params.class_bins_per_octave)
     b = trace.n_samples
-    caps = []
-    for t in trace.tables:  # a one-hot table (part of the schema, as in the DLRM datasets) stays one-hot
-        one_hot = t.lengths.max(initial=0) <= 1
-        cap = DP_DEFAULT_MAX_BAG if params.max_bag is None else int(params.max_bag)
-        caps.append(1 if one_hot else cap)
+    one_hot, declared = one_hot_tables(trace, getattr(params, "one_hot", None))
+    card_public = public_cardinalities(trace, getattr(params, "public_cardinality", None))
+    cap = DP_DEFAULT_MAX_BAG if params.max_bag is None else int(params.max_bag)
+    caps = [1 if oh else cap for oh in one_hot]  # a one-hot table (public schema) stays one-hot
     n_dense = 0 if trace.dense is None else int(trace.dense.shape[1])
     sens = sum(5 * c + 2 for c in caps) + (1 if trace.labels is not None else 0) + 2 * n_dense
     sens_rt = sum(6 * c for c in caps)
     eps_rt = DP_REUSE_SHARE * eps
     eps_pop = eps - eps_rt
-    scale = sens / eps_pop
-    scale_rt = sens_rt / eps_rt
+    scale = sens / eps_pop if eps_rt > 0 else float("inf")
+    scale_rt = sens_rt / eps_rt if eps_rt > 0 else float("inf")
+    if not (np.isfinite(scale) and np.isfinite(scale_rt)):
+        raise TracegenError(f"epsilon {eps!r} is too small: the Laplace noise scale overflows")
     rt_edges = reuse_time_edges(b)
     rng = _noise_rng()
     nt = int(max(1, min(DP_TIME_BINS, b)))
     tables = []
-    for t, cap in _progress(list(zip(trace.tables, caps)), desc="fit (dp)", unit="table", enabled=progress):
+    for t, cap, oh, pub in _progress(
+        list(zip(trace.tables, caps, one_hot, card_public)), desc="fit (dp)", unit="table", enabled=progress
+    ):
         vals, lens = _clip_bags(np.asarray(t.values), t.lengths, cap)
         # bag lengths over the public support 0..cap
         hist_len = np.bincount(np.minimum(lens, cap), minlength=cap + 1)[: cap + 1]
-        noisy_len = np.maximum(_laplace(rng, hist_len, scale), 0)
-        if cap == 1 and t.lengths.max(initial=0) <= 1:
+        # post-processing: keep the lengths whose noisy count clears scale * ln(20 (L + 1)) (an empty
+        # length passes with probability 1 / (40 (L + 1))); when none does, one id per bag (below,
+        # data-independent). Clipping the noise at 0 alone left ~scale/2 on every length in 0..L: mean
+        # bag 1.5 (lengths 0..3, L = 32) came out 2.9-3.1 on 30,000 samples at epsilon 1 (now 1.48-1.55)
+        raw_len = _laplace(rng, hist_len, scale)
+        noisy_len = np.where(raw_len > scale * np.log(20.0 * (cap + 1.0)), raw_len, 0.0)
+        if oh:  # public schema, not the data (with --max-bag 1 a multi-hot table keeps its noisy pmf)
             bag = {"kind": "constant", "value": 1}
         else:
             if noisy_len.sum() <= 0:
@@ -397,7 +455,9 @@ def fit_dp(trace: Trace, params, progress: bool = False) -> dict:
         hist = np.bincount(cbin * nt + first, minlength=n_bins * nt).reshape(n_bins, nt)
         noisy = _laplace(rng, hist, scale)  # unclipped: sums of noise stay unbiased
         # the noisy largest count bounds the count bins (a fake hot class would dominate the shares)
-        max_c = float(_laplace(rng, float(counts.max()), scale)) if u else 1.0
+        # always released (an empty table's largest count is 0): skipping the draw when the table holds
+        # no id would make "top bin 0 with certainty" tell an empty table from its neighbours
+        max_c = float(_laplace(rng, float(counts.max(initial=0)), scale))
         top_bin = int(np.clip(np.floor(cbo * np.log2(max(max_c, 1.0)) + 1e-9), 0, n_bins - 1))
         # post-processing: from the most popular bin down, group bins until the group's noisy id
         # total clears 3 noise standard deviations and K; the rest joins the last group
@@ -425,6 +485,11 @@ def fit_dp(trace: Trace, params, progress: bool = False) -> dict:
         row_mass = np.maximum(noisy.sum(1) - 2.0 * scale * np.sqrt(2.0 * nt), 0.0)
         mids = 2.0 ** ((np.arange(n_bins) + 0.5) / cbo)
         n_ids = np.array([max(float(noisy[g].sum()), 1.0) for g in groups])
+        # post-processing with public sizes: a table holds at most B * L distinct ids (and at most its
+        # cardinality); at tiny epsilon the noisy totals reach 1e30+ and overflowed the int64 depth grids
+        most = float(min(b * cap, int(t.cardinality))) if pub else float(b * cap)
+        if n_ids.sum() > max(most, float(n_cls)):
+            n_ids = np.maximum(n_ids * (max(most, float(n_cls)) / n_ids.sum()), 1.0)
         mid = np.array(
             [
                 float((row_mass[g] * mids[g]).sum() / row_mass[g].sum())
@@ -508,7 +573,7 @@ def fit_dp(trace: Trace, params, progress: bool = False) -> dict:
             # post-processing: calibrate against the derived targets on public-shaped bags, and pick the
             # sampling mode whose twin best matches the derived (StatStack) LRU curve
             flat = np.full(b, max(1, int(round(n_acc / max(b, 1)))), np.int64)
-            card = int(t.cardinality) if int(t.cardinality) < SPARSE_KEYS else max(1, int(round(n_ids.sum())))
+            card = int(t.cardinality) if pub else max(1, int(round(n_ids.sum())))
             cands = [
                 calibrate_class_stack(node, flat, card, iters=int(params.calibrate)),
                 calibrate_class_stack(
@@ -525,9 +590,9 @@ def fit_dp(trace: Trace, params, progress: bool = False) -> dict:
         tables.append(
             {
                 "name": t.name,
-                "cardinality": int(t.cardinality)
-                if int(t.cardinality) < SPARSE_KEYS
-                else max(1, int(round(float(n_ids.sum())))),
+                # the schema's row count only when declared public: readers derive it from the data
+                # (max raw id + 1, or the distinct count with --densify); else the noisy distinct count
+                "cardinality": int(t.cardinality) if pub else max(1, int(round(float(n_ids.sum())))),
                 "bag_length": bag,
                 "ids": node,
             }
@@ -583,7 +648,13 @@ def fit_dp(trace: Trace, params, progress: bool = False) -> dict:
             "epsilon_spent": eps,
             "delta_spent": 0.0,
             "unit": "sample",
-            "adjacency": "replace one sample (n_samples public)",
+            "adjacency": (
+                "replace one sample; public schema: n_samples, table names, which tables are one-hot, dense "
+                "column count and dtypes, whether labels exist, the cardinalities listed in public_cardinality"
+            ),
+            "one_hot": [t.name for t, oh in zip(trace.tables, one_hot) if oh],
+            "public_cardinality": [t.name for t, pub in zip(trace.tables, card_public) if pub],
+            "one_hot_source": "declared" if declared else "inferred from the data (every bag holds <= 1 id, some 1)",
             "mechanism": "laplace",
             "composition": "sequential: popularity mechanism + reuse-time mechanism",
             "sensitivity": float(sens),

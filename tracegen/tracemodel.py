@@ -1568,6 +1568,12 @@ class TraceModel:
         stack-distance histograms.
     epsilon, delta: optional (epsilon, delta)-differential privacy with the sample as unit
         (see ``docs/privacy.md``); ``max_bag`` clips bag lengths (the per-sample contribution).
+    one_hot, public_cardinality: DP only, the public schema (``docs/privacy.md``): the tables declared
+        one-hot (names; default: inferred from the data, an assumption the guarantee then rests on), and
+        the tables whose cardinality is public (True for all, or names; default none: a cardinality a
+        reader derived from the data, such as ``max id + 1``, would give away the largest raw id, so the
+        noisy distinct count is released instead). Declare them for files whose table sizes are public
+        schema (the DLRM reference's ``counts``).
     calibrate: iterations of :func:`calibrate_class_stack` (sample a twin, reweight each class's
         drawn stack distances towards the fitted ones); 0 turns it off. Skipped for tables of more
         than ``CALIBRATE_MAX_ACCESSES`` accesses.
@@ -1586,6 +1592,8 @@ class TraceModel:
         max_bag: int | None = None,
         calibrate: int = 2,
         tables=None,
+        one_hot=None,
+        public_cardinality=None,
     ):
         self.min_count = min_count
         self.calibrate = calibrate
@@ -1596,6 +1604,8 @@ class TraceModel:
         self.delta = delta
         self.max_bag = max_bag
         self.tables = tables
+        self.one_hot = one_hot
+        self.public_cardinality = public_cardinality
 
     def get_params(self) -> dict:
         return {
@@ -1608,6 +1618,10 @@ class TraceModel:
             "max_bag": self.max_bag,
             "calibrate": self.calibrate,
             "tables": None if self.tables is None else list(self.tables),
+            "one_hot": None if self.one_hot is None else list(self.one_hot),
+            "public_cardinality": self.public_cardinality
+            if self.public_cardinality is None or isinstance(self.public_cardinality, bool)
+            else list(self.public_cardinality),
         }
 
     def _check_params(self) -> None:
@@ -1631,6 +1645,17 @@ class TraceModel:
                 raise TracegenError(f"epsilon must be a finite number > 0, got {e!r}")
             if self.delta is not None and not (0 <= self.delta < 1):
                 raise TracegenError(f"delta must be in [0, 1), got {self.delta}")
+        else:  # DP-only options on a non-private fit would be recorded in params and mean nothing
+            dp_only = ("delta", "max_bag", "one_hot", "public_cardinality")
+            given = [n for n in dp_only if getattr(self, n) is not None]
+            if given:
+                raise TracegenError(f"{', '.join(given)} apply only with epsilon (differential privacy)")
+        for name in ("one_hot", "public_cardinality"):
+            v = getattr(self, name)
+            if v is None or (name == "public_cardinality" and isinstance(v, bool)):
+                continue
+            if isinstance(v, (str, bytes)) or not all(isinstance(x, str) for x in v):
+                raise TracegenError(f"{name} must be a list of table names, got {v!r}")
 
     # ---- fit ----------------------------------------------------------------------------------
     def fit(self, trace: Trace, *, path=None, progress: bool = False, workers: int = 1) -> TraceModel:
@@ -1702,6 +1727,8 @@ class TraceModel:
                     "delta",
                     "max_bag",
                     "calibrate",
+                    "one_hot",
+                    "public_cardinality",
                 )
             }
         )

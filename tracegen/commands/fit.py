@@ -61,6 +61,23 @@ def register(sub) -> None:
         help="DP: clip multi-hot bags to L ids (default 32; one-hot tables stay one-hot)",
     )
     p.add_argument(
+        "--public-cardinality",
+        nargs="*",
+        default=None,
+        metavar="TABLE",
+        help="DP: release these tables' cardinalities (all tables when none is named) as public schema, e.g. "
+        "the DLRM reference's counts; by default a noisy distinct count is released, since a cardinality a "
+        "reader derived from the data (max id + 1) would give away the largest raw id",
+    )
+    p.add_argument(
+        "--one-hot",
+        nargs="+",
+        default=None,
+        metavar="TABLE",
+        help="DP: declare these tables one-hot (public schema; by default one-hot-ness is inferred from the "
+        "data, an assumption the guarantee rests on: docs/privacy.md)",
+    )
+    p.add_argument(
         "--workers",
         type=_workers,
         default="auto",
@@ -118,6 +135,9 @@ def run(args) -> int:
         raise TracegenError(f"--max-bag must be >= 1, got {args.max_bag}")
     if args.max_bag is not None and args.epsilon is None:
         raise TracegenError("--max-bag needs --epsilon (it bounds a sample's contribution under DP)")
+    for flag, v in (("--public-cardinality", args.public_cardinality), ("--one-hot", args.one_hot)):
+        if v is not None and args.epsilon is None:
+            raise TracegenError(f"{flag} needs --epsilon (it declares public schema under DP)")
     if args.workers != "auto" and args.workers < 1:
         raise TracegenError(f"--workers must be >= 1, got {args.workers}")
     if args.output == "-":
@@ -139,6 +159,8 @@ def run(args) -> int:
         delta=args.delta,
         max_bag=args.max_bag,
         calibrate=args.calibrate,
+        one_hot=args.one_hot,
+        public_cardinality=None if args.public_cardinality is None else (args.public_cardinality or True),
     )
     workers = auto_workers(trace) if args.workers == "auto" else args.workers
     model.fit(trace, path=src, progress=progress, workers=workers)

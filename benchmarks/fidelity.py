@@ -209,8 +209,9 @@ def _mr(miss_ratios, ids, policy, sizes):
 def top_share_errors(real_ids: np.ndarray, synth_ids: np.ndarray) -> dict:
     """Abs error of the share of accesses to the hottest 1% / 10% of ids, the *same number* of ids
     (``k = round(frac * real distinct)``, at least 1) on both sides, as every other metric sizes its
-    caches from the real distinct count. (``tracegen.tracemodel.fidelity`` takes 1% of each side's own
-    distinct count, so a generator touching fewer ids is scored on a smaller hot set.)"""
+    caches from the real distinct count (``tracegen.tracemodel.fidelity`` does the same since this
+    benchmark's audit; before, it took 1% of each side's own distinct count, so a generator touching
+    fewer ids was scored on a smaller hot set)."""
     from tracegen.locality import dense_keys
 
     ka, u = dense_keys(real_ids)

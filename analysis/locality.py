@@ -381,21 +381,13 @@ def cache_sizes(max_rows: int, points: int = 48) -> np.ndarray:
 
 # ---- real against synthetic ---------------------------------------------------------------------------
 
-def _sd_cdf_all(s: StreamLocality, m: int) -> np.ndarray:
-    """``F(d)`` for every ``d`` in ``0..m-1``: share of all accesses with ``0 <= sd <= d``."""
-    c = np.zeros(m, np.float64)
-    k = min(int(s.counts.shape[0]), m)
-    c[:k] = np.asarray(s.counts, dtype=np.float64)[:k]
-    n = float(np.sum(s.counts)) + float(s.cold)
-    return np.cumsum(c) / n if n > 0 else c
-
-
 def sd_cdf_ks(real: StreamLocality, synth: StreamLocality) -> float:
     """Kolmogorov-Smirnov distance of two stack-distance CDFs: ``max over every d >= 0 of |F_a(d) - F_b(d)|``
     (``F`` as :meth:`StreamLocality.sd_cdf`; equal to the largest LRU miss-ratio difference at any cache
     size of one row or more)."""
     m = max(int(real.counts.shape[0]), int(synth.counts.shape[0]), 1)
-    return float(np.max(np.abs(_sd_cdf_all(real, m) - _sd_cdf_all(synth, m))))
+    d = np.arange(m)
+    return float(np.max(np.abs(real.sd_cdf(d) - synth.sd_cdf(d))))
 
 
 def compare_streams(real: StreamLocality, synth: StreamLocality, sizes=None) -> dict:

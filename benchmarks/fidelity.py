@@ -213,15 +213,12 @@ def top_share_errors(real_ids: np.ndarray, synth_ids: np.ndarray) -> dict:
     benchmark's audit; before, it took 1% of each side's own distinct count, so a generator touching
     fewer ids was scored on a smaller hot set)."""
     from tracegen.locality import dense_keys
+    from tracegen.tracemodel import _top_share
 
     ka, u = dense_keys(real_ids)
-    ca = np.sort(np.bincount(ka, minlength=u))[::-1]
-    cb = np.sort(np.bincount(dense_keys(synth_ids)[0]))[::-1]
-    out = {}
-    for name, frac in (("top1", 0.01), ("top10", 0.10)):
-        k = max(1, int(round(frac * u)))
-        out[name] = abs(float(ca[:k].sum() / max(ca.sum(), 1)) - float(cb[:k].sum() / max(cb.sum(), 1)))
-    return out
+    ca, cb = np.bincount(ka, minlength=u), np.bincount(dense_keys(synth_ids)[0])
+    return {name: abs(_top_share(ca, frac) - _top_share(cb, frac, u))
+            for name, frac in (("top1", 0.01), ("top10", 0.10))}
 
 
 def score(real: Trace, synth: Trace, with_non_lru: bool = True) -> dict:

@@ -31,21 +31,21 @@ def test_shard_tables_balances_rows():
     assert sorted(t for s in shard_tables(SIZES, 3) for t in s) == list(range(5))
 
 
-def _case(multi: bool, B: int = 8):
+def _case(multi: bool, B: int = 8, sizes: list[int] = SIZES, seed: int | None = None):
     """A global batch (one-hot or multi-hot) and a config, the same in every process."""
-    rng = np.random.default_rng(11 if multi else 10)
+    rng = np.random.default_rng((11 if multi else 10) if seed is None else seed)
     if multi:
         tables = []
-        for t, s in enumerate(SIZES):
+        for t, s in enumerate(sizes):
             lengths = rng.integers(0, 4, B)
             tables.append(Table.from_lengths(f"C{t}", rng.integers(0, s, lengths.sum()), lengths, s))
         trace = Trace(tables, dense=rng.integers(0, 9, (B, 3)).astype(np.float32),
                       labels=rng.integers(0, 2, B).astype(np.float32))
     else:
-        trace = Trace.from_dense_ids(np.stack([rng.integers(0, s, B) for s in SIZES], 1), SIZES,
+        trace = Trace.from_dense_ids(np.stack([rng.integers(0, s, B) for s in sizes], 1), sizes,
                                      dense=rng.integers(0, 9, (B, 3)).astype(np.float32),
                                      labels=rng.integers(0, 2, B).astype(np.float32))
-    cfg = DLRMConfig(embedding_sizes=SIZES, embedding_dim=4, mlp_bot=[3, 8, 4], mlp_top=[8, 1],
+    cfg = DLRMConfig(embedding_sizes=sizes, embedding_dim=4, mlp_bot=[3, 8, 4], mlp_top=[8, 1],
                      interaction_itself=multi)
     batch = next(iter(TraceBatches(trace, np.arange(B), B, n_dense=3)))
     return cfg, batch

@@ -279,21 +279,9 @@ DIST_CASES = [([6], False), ([6], True), ([30, 7, 12], True)]  # 1 table on 2 ra
 
 
 def _dist_case(sizes: list[int], multi: bool, B: int = 8):
-    from model.data import TraceBatches
+    from tests.test_distributed import _case
 
-    rng = np.random.default_rng(len(sizes) * 10 + multi)
-    if multi:
-        tables = [Table.from_lengths(f"C{t}", rng.integers(0, s, (ln := rng.integers(0, 4, B)).sum()), ln, s)
-                  for t, s in enumerate(sizes)]
-        trace = Trace(tables, dense=rng.integers(0, 9, (B, 3)).astype(np.float32),
-                      labels=rng.integers(0, 2, B).astype(np.float32))
-    else:
-        trace = Trace.from_dense_ids(np.stack([rng.integers(0, s, B) for s in sizes], 1), sizes,
-                                     dense=rng.integers(0, 9, (B, 3)).astype(np.float32),
-                                     labels=rng.integers(0, 2, B).astype(np.float32))
-    cfg = DLRMConfig(embedding_sizes=sizes, embedding_dim=4, mlp_bot=[3, 8, 4], mlp_top=[8, 1],
-                     interaction_itself=multi)
-    return cfg, next(iter(TraceBatches(trace, np.arange(B), B, n_dense=3)))
+    return _case(multi, B, sizes, seed=len(sizes) * 10 + multi)
 
 
 def _dist_rank(rank: int, ports: list[int], out_dir: str, data: str) -> None:

@@ -82,7 +82,8 @@ def test_min_count_suppresses_rare_statistics():
         if cl["sd"] is not None:
             warm = cl["share"] * n * np.asarray(cl["sd"]["probs"])
             assert np.all((warm == 0) | (warm >= k - 1e-6))
-    assert doc["privacy"] == {"raw_ids": False, "first_appearance_order": False, "min_count": k, "dp": None}
+    assert doc["privacy"] == {"raw_ids": False, "first_appearance_order": False, "min_count": k,
+                              "cardinality_from_distinct": [], "dp": None}  # a declared cardinality
 
 
 def test_bag_lengths_rare_values_merged():

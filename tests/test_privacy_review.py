@@ -340,7 +340,9 @@ def test_declared_public_cardinality_is_released(declared):
 
 def test_schema_options_reach_the_fit_through_the_model_and_the_cli(tmp_path, capsys):
     """``TraceModel(one_hot=, public_cardinality=)`` and ``fit --one-hot/--public-cardinality`` declare the
-    schema; without ``--epsilon`` they (and delta, max_bag) are refused instead of being recorded in params."""
+    schema; without ``--epsilon`` the DP-only ones (one_hot, delta, max_bag) are refused instead of being
+    recorded in params. ``public_cardinality`` also applies to the non-private fit
+    (``tests/test_cardinality_source.py``)."""
     from tracegen import formats
     from tracegen.cli import main
 
@@ -348,13 +350,13 @@ def test_schema_options_reach_the_fit_through_the_model_and_the_cli(tmp_path, ca
     tr = Trace([Table.one_hot(f"C{j}", rng.integers(0, 50, 400), 1000) for j in range(3)])
     path = tmp_path / "t.npz"
     formats.write(tr, path)
-    for kw in ({"delta": 0.1}, {"max_bag": 4}, {"one_hot": ["C0"]}, {"public_cardinality": True}):
+    for kw in ({"delta": 0.1}, {"max_bag": 4}, {"one_hot": ["C0"]}):
         with pytest.raises(TracegenError, match="apply only with epsilon"):
             TraceModel(**kw).fit(tr)
     with pytest.raises(TracegenError, match="list of table names"):
         TraceModel(epsilon=1.0, one_hot="C0").fit(tr)
-    assert main(["fit", str(path), "-o", str(tmp_path / "x.json"), "--public-cardinality"]) == 2
-    assert "--public-cardinality needs --epsilon" in capsys.readouterr().err
+    assert main(["fit", str(path), "-o", str(tmp_path / "x.json"), "--one-hot", "C0"]) == 2
+    assert "--one-hot needs --epsilon" in capsys.readouterr().err
     out = tmp_path / "d.json"
     assert main(["fit", str(path), "-o", str(out), "--epsilon", "2", "--calibrate", "0", "-q",
                  "--public-cardinality", "C0", "C2", "--one-hot", "C1"]) == 0

@@ -31,15 +31,19 @@ class Table:
     cardinality: int
     values: np.ndarray  # (N,) int64 row ids, bags concatenated in sample order
     offsets: np.ndarray  # (B + 1,) int64, offsets[0] == 0, offsets[-1] == N
+    # True when the reader derived ``cardinality`` from the ids (``max id + 1``: the file gives no table
+    # size). Such a cardinality is one sample's raw id, so ``fit`` releases the distinct count instead.
+    cardinality_from_data: bool = False
 
     @classmethod
     def one_hot(cls, name: str, ids: np.ndarray, cardinality: int | None = None) -> Table:
         """A table with exactly one id per sample (``cardinality`` defaults to ``max(ids) + 1``)."""
         ids = np.asarray(ids)
-        if cardinality is None:
+        derived = cardinality is None
+        if derived:
             cardinality = int(ids.max()) + 1 if ids.size else 0
         return cls(name, int(cardinality), ids.astype(np.int64, copy=False),
-                   np.arange(ids.shape[0] + 1, dtype=np.int64))
+                   np.arange(ids.shape[0] + 1, dtype=np.int64), derived)
 
     @classmethod
     def from_lengths(cls, name: str, values: np.ndarray, lengths: np.ndarray, cardinality: int | None = None) -> Table:
@@ -47,9 +51,10 @@ class Table:
         values = np.asarray(values)
         offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
-        if cardinality is None:
+        derived = cardinality is None
+        if derived:
             cardinality = int(values.max()) + 1 if values.size else 0
-        return cls(name, int(cardinality), values.astype(np.int64, copy=False), offsets)
+        return cls(name, int(cardinality), values.astype(np.int64, copy=False), offsets, derived)
 
     @property
     def n_samples(self) -> int:
@@ -123,13 +128,12 @@ class Trace:
             raise TracegenError(f"X_cat must be 2-D (samples x tables), got shape {x_cat.shape}")
         n_tables = x_cat.shape[1]
         names = list(names) if names is not None else default_names(n_tables)
-        if cardinalities is None:
-            cardinalities = [int(x_cat[:, t].max()) + 1 if x_cat.shape[0] else 0 for t in range(n_tables)]
-        if len(names) != n_tables or len(cardinalities) != n_tables:
+        cards = [None] * n_tables if cardinalities is None else list(cardinalities)  # None: max id + 1
+        if len(names) != n_tables or len(cards) != n_tables:
             raise TracegenError(f"X_cat has {n_tables} columns but {len(names)} names and "
-                                f"{len(cardinalities)} cardinalities were given")
+                                f"{len(cards)} cardinalities were given")
         tables = [Table.one_hot(names[t], np.ascontiguousarray(x_cat[:, t]).astype(np.int64),
-                                int(cardinalities[t])) for t in range(n_tables)]
+                                None if cards[t] is None else int(cards[t])) for t in range(n_tables)]
         return cls(tables, dense=dense, labels=labels)
 
     @classmethod
@@ -193,7 +197,8 @@ class Trace:
         tables = []
         for t in self.tables:
             a, b = int(t.offsets[start]), int(t.offsets[stop])
-            tables.append(Table(t.name, t.cardinality, t.values[a:b], np.asarray(t.offsets[start:stop + 1]) - a))
+            tables.append(Table(t.name, t.cardinality, t.values[a:b], np.asarray(t.offsets[start:stop + 1]) - a,
+                                t.cardinality_from_data))
         return Trace(tables,
                      dense=None if self.dense is None else self.dense[start:stop],
                      labels=None if self.labels is None else self.labels[start:stop])

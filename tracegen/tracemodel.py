@@ -54,9 +54,11 @@ DEFAULT_PHASES = 4  # stack-distance histograms per class per phase (runs of tim
 SPARSE_KEYS = 1 << 40  # a "cardinality" this large means hashed / sparse 64-bit keys, not table rows
 
 
-def synthetic_cardinality(cardinality: int, distinct: int) -> int:
-    """Rows of the synthetic table: the table's cardinality, or the distinct count for sparse 64-bit keys."""
-    return int(distinct) if int(cardinality) >= SPARSE_KEYS else int(cardinality)
+def synthetic_cardinality(cardinality: int, distinct: int, hide: bool = False) -> int:
+    """Rows of the synthetic table: the table's cardinality, or the distinct count for sparse 64-bit keys
+    and where ``hide`` (a cardinality the reader derived from the ids, ``max id + 1``, is one sample's
+    raw id; ``docs/privacy.md``)."""
+    return int(distinct) if hide or int(cardinality) >= SPARSE_KEYS else int(cardinality)
 
 
 DEFAULT_COUPLING = False  # for nodes without a "coupling" field
@@ -1478,7 +1480,7 @@ def _sample_table_worker(args) -> tuple[str, str]:
 
 def _fit_table(job) -> dict:
     """Fit one table's entry of dist.json: ``job = (table, K, TraceModel params)`` (a process-pool task)."""
-    t, k, prm = job
+    t, k, prm, hide = job
     choose = bool(prm["calibrate"]) and 0 < t.n_accesses <= CALIBRATE_MAX_ACCESSES
     got = fit_class_stack(
         t.values,
@@ -1491,7 +1493,7 @@ def _fit_table(job) -> dict:
     )
     node, stats = got if choose else (got, None)
     distinct = sum(int(cl["n_ids"]) for cl in node["classes"])  # the classes partition the ids
-    card = synthetic_cardinality(t.cardinality, distinct)
+    card = synthetic_cardinality(t.cardinality, distinct, hide)
     if choose:
         node = choose_mode(node, t.lengths, card, stats, int(prm["calibrate"]))
     return {"name": t.name, "cardinality": card, "bag_length": fit_bag_length(t.lengths, k), "ids": node}
@@ -1568,12 +1570,14 @@ class TraceModel:
         stack-distance histograms.
     epsilon, delta: optional (epsilon, delta)-differential privacy with the sample as unit
         (see ``docs/privacy.md``); ``max_bag`` clips bag lengths (the per-sample contribution).
-    one_hot, public_cardinality: DP only, the public schema (``docs/privacy.md``): the tables declared
-        one-hot (names; default: inferred from the data, an assumption the guarantee then rests on), and
-        the tables whose cardinality is public (True for all, or names; default none: a cardinality a
-        reader derived from the data, such as ``max id + 1``, would give away the largest raw id, so the
-        noisy distinct count is released instead). Declare them for files whose table sizes are public
-        schema (the DLRM reference's ``counts``).
+    one_hot: DP only, the tables declared one-hot (public schema, ``docs/privacy.md``; default:
+        inferred from the data, an assumption the guarantee then rests on).
+    public_cardinality: the tables whose cardinality is public schema (True for all, or names). Under
+        DP the default is none: every cardinality is then a noisy distinct count, since one a reader
+        derived from the data (``max id + 1``) would give away the largest raw id. Without DP the
+        default keeps the sizes a file declares (the DLRM reference's ``counts``, native npz metadata)
+        and releases the exact distinct count where the reader derived ``max id + 1``
+        (``Table.cardinality_from_data``); declaring such a table public releases ``max id + 1``.
     calibrate: iterations of :func:`calibrate_class_stack` (sample a twin, reweight each class's
         drawn stack distances towards the fitted ones); 0 turns it off. Skipped for tables of more
         than ``CALIBRATE_MAX_ACCESSES`` accesses.
@@ -1646,7 +1650,7 @@ class TraceModel:
             if self.delta is not None and not (0 <= self.delta < 1):
                 raise TracegenError(f"delta must be in [0, 1), got {self.delta}")
         else:  # DP-only options on a non-private fit would be recorded in params and mean nothing
-            dp_only = ("delta", "max_bag", "one_hot", "public_cardinality")
+            dp_only = ("delta", "max_bag", "one_hot")
             given = [n for n in dp_only if getattr(self, n) is not None]
             if given:
                 raise TracegenError(f"{', '.join(given)} apply only with epsilon (differential privacy)")
@@ -1677,7 +1681,12 @@ class TraceModel:
 
             model = privacy.fit_dp(trace, self, progress=progress)
         else:
-            jobs = [(t, k, self.get_params()) for t in trace.tables]
+            from tracegen.privacy import public_cardinalities
+
+            # a cardinality the reader derived from the ids (max id + 1) is released only if declared public
+            public = public_cardinalities(trace, self.public_cardinality)
+            hide = [t.cardinality_from_data and not pub for t, pub in zip(trace.tables, public)]
+            jobs = [(t, k, self.get_params(), h) for t, h in zip(trace.tables, hide)]
             tables = _map_tables(_fit_table, jobs, workers, progress, "fit")
             dense = fit_dense(trace.dense, k) if trace.dense is not None and trace.dense.shape[1] else None
             labels = None
@@ -1691,7 +1700,17 @@ class TraceModel:
                 "tables": tables,
                 "dense": dense,
                 "labels": labels,
-                "privacy": {"raw_ids": False, "first_appearance_order": False, "min_count": k, "dp": None},
+                "privacy": {
+                    "raw_ids": False,
+                    "first_appearance_order": False,
+                    "min_count": k,
+                    # tables released with their distinct count instead of the trace's cardinality (one the
+                    # reader derived from the ids, max id + 1, or a sparse 64-bit key space)
+                    "cardinality_from_distinct": [
+                        t.name for t, f in zip(trace.tables, tables) if int(f["cardinality"]) != int(t.cardinality)
+                    ],
+                    "dp": None,
+                },
             }
         doc = {
             "format": FORMAT,

@@ -65,9 +65,10 @@ def register(sub) -> None:
         nargs="*",
         default=None,
         metavar="TABLE",
-        help="DP: release these tables' cardinalities (all tables when none is named) as public schema, e.g. "
-        "the DLRM reference's counts; by default a noisy distinct count is released, since a cardinality a "
-        "reader derived from the data (max id + 1) would give away the largest raw id",
+        help="release these tables' cardinalities (all tables when none is named) as public schema. By "
+        "default a size the file declares (the DLRM reference's counts) is kept and one the reader derived "
+        "from the ids (max id + 1, the largest raw id) is replaced by the distinct count; with --epsilon "
+        "every undeclared cardinality is a noisy distinct count",
     )
     p.add_argument(
         "--one-hot",
@@ -135,9 +136,8 @@ def run(args) -> int:
         raise TracegenError(f"--max-bag must be >= 1, got {args.max_bag}")
     if args.max_bag is not None and args.epsilon is None:
         raise TracegenError("--max-bag needs --epsilon (it bounds a sample's contribution under DP)")
-    for flag, v in (("--public-cardinality", args.public_cardinality), ("--one-hot", args.one_hot)):
-        if v is not None and args.epsilon is None:
-            raise TracegenError(f"{flag} needs --epsilon (it declares public schema under DP)")
+    if args.one_hot is not None and args.epsilon is None:
+        raise TracegenError("--one-hot needs --epsilon (it declares public schema under DP)")
     if args.workers != "auto" and args.workers < 1:
         raise TracegenError(f"--workers must be >= 1, got {args.workers}")
     if args.output == "-":

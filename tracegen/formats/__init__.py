@@ -536,7 +536,8 @@ def concat(chunks: list[Trace], cardinalities=None) -> Trace:
             if cardinalities is not None
             else max(int(c.tables[j].cardinality) for c in chunks)
         )
-        tables.append(Table(t0.name, card, np.concatenate(vals), np.concatenate(offs)))
+        derived = cardinalities is None and any(c.tables[j].cardinality_from_data for c in chunks)
+        tables.append(Table(t0.name, card, np.concatenate(vals), np.concatenate(offs), derived))
     dense = np.concatenate([c.dense for c in chunks]) if first.dense is not None else None
     labels = np.concatenate([c.labels for c in chunks]) if first.labels is not None else None
     return Trace(tables, dense=dense, labels=labels)

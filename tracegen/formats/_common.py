@@ -98,7 +98,7 @@ def finish_single(
             keys, u = dense_keys(ids_from_any(a, path))
         return Trace.single(keys, name=name, cardinality=u).validate(path)
     v = ids_from_any(a, path)
-    card = int(v.max()) + 1 if cardinality is None else int(cardinality)
+    card = None if cardinality is None else int(cardinality)  # None: max id + 1, derived from the data
     return Trace.single(v, name=name, cardinality=card).validate(path)
 
 

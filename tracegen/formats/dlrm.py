@@ -165,14 +165,15 @@ def read_dlrm_npz(path, *, names=None) -> Trace:
                 raise TraceFormatError("X_int holds NaN or infinite values", path)
             dense[start : start + blk.shape[0]] = np.maximum(blk, 0)
             start += blk.shape[0]
-    if counts is None:
+    derived = counts is None  # no counts in the file: max id + 1 (fit releases the distinct count)
+    if derived:
         counts = [int(c.max()) + 1 for c in cols]
     names = list(names) if names is not None else default_names(t)
     if len(names) != t:
         raise TracegenError(f"{len(names)} names for {t} tables", path)
     offsets = np.arange(b + 1, dtype=np.int64)
     offsets.flags.writeable = False
-    tables = [Table(names[j], int(counts[j]), cols[j], offsets) for j in range(t)]
+    tables = [Table(names[j], int(counts[j]), cols[j], offsets, derived) for j in range(t)]
     return Trace(tables, dense=dense, labels=y.astype(np.float32)).validate(path)
 
 
@@ -363,12 +364,10 @@ def read_mlperf_bin(path, *, names=None, n_tables: int | None = None) -> Trace:
     raw = np.fromfile(path, dtype="<i4").reshape(-1, fields)
     y, x_int, x_cat = raw[:, 0], raw[:, 1 : 1 + N_DENSE], raw[:, 1 + N_DENSE :]
     ids = ids_from_any(x_cat, path, "X_cat ids", densify_hint=False)
-    if counts is None:
-        counts = ids.max(axis=0) + 1
     names = list(names) if names is not None else default_names(n_tables)
     return Trace.from_dense_ids(
         ids,
-        [int(c) for c in counts],
+        None if counts is None else [int(c) for c in counts],  # None: max id + 1, derived from the data
         names,
         dense=np.maximum(x_int, 0).astype(np.float32),
         labels=y.astype(np.float32),

@@ -46,15 +46,16 @@ def _meta(trace: Trace, mins=None, maxs=None) -> bytes:
         v = t.values
         lo = (int(v.min()) if v.size else 0) if mins is None else int(mins[j])
         hi = (int(v.max()) if v.size else -1) if maxs is None else int(maxs[j])
-        tables.append(
-            {
-                "name": t.name,
-                "cardinality": int(t.cardinality),
-                "n_accesses": int(t.n_accesses),
-                "min_id": lo,
-                "max_id": hi,
-            }
-        )
+        spec = {
+            "name": t.name,
+            "cardinality": int(t.cardinality),
+            "n_accesses": int(t.n_accesses),
+            "min_id": lo,
+            "max_id": hi,
+        }
+        if t.cardinality_from_data:  # kept so that a fit of the converted file still hides max id + 1
+            spec["cardinality_from_data"] = True
+        tables.append(spec)
     meta = {
         "format": FORMAT_NAME,
         "version": VERSION,
@@ -124,7 +125,7 @@ def read_npz(path, *, validate: bool = False, mmap: bool = True) -> Trace:
                         f" but there are {values.shape[0]} ids",
                         path,
                     )
-                tables.append(Table(name, card, values, offsets))
+                tables.append(Table(name, card, values, offsets, spec.get("cardinality_from_data") is True))
             extra = (
                 set(ar.names())
                 - {META}

@@ -159,7 +159,7 @@ def read_npy(path, *, densify: bool = False, name: str = "t0", names=None) -> Tr
     if a.dtype == np.int64 and not densify and a.size:
         if a.min() < 0:
             raise TraceFormatError(f"negative id {int(a.min())} at position {int(np.argmin(a))}", path)
-        return Trace.single(a, name=name, cardinality=int(a.max()) + 1).validate(path)
+        return Trace.single(a, name=name).validate(path)  # cardinality max id + 1, derived from the data
     return finish_single(np.asarray(a), path, name=name, densify=densify)
 
 

@@ -185,7 +185,7 @@ def read_tbe(path, *, names=None, cardinalities=None) -> Trace:
         a, z = int(offs[j * b]), int(offs[(j + 1) * b])
         v = ids[a:z]
         card = int(cardinalities[j]) if cardinalities is not None else (int(v.max()) + 1 if v.size else 1)
-        tables.append(Table(names[j], card, v, offs[j * b : (j + 1) * b + 1] - a))
+        tables.append(Table(names[j], card, v, offs[j * b : (j + 1) * b + 1] - a, cardinalities is None))
     return Trace(tables).validate(path)
 
 
@@ -195,7 +195,7 @@ def _single(ids: np.ndarray, path, names, cardinalities) -> Trace:
     if v.size == 0:
         raise TraceFormatError("trace is empty (no indices)", path)
     name = names[0] if names else "t0"
-    card = int(cardinalities[0]) if cardinalities else int(v.max()) + 1
+    card = int(cardinalities[0]) if cardinalities else None  # None: max id + 1, derived from the data
     return Trace.single(v, name=name, cardinality=card).validate(path)
 
 

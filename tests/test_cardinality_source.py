@@ -185,3 +185,40 @@ def test_workers_give_the_same_release(tmp_path):
     two = TraceModel(calibrate=0).fit(tr, workers=2).model_
     assert json.dumps(one) == json.dumps(two)
     assert [t["cardinality"] for t in one["tables"]] == [len(np.unique(tr.tables[0].values)), 60]
+
+
+def test_a_distinct_count_cardinality_grows_with_a_longer_sample_and_a_declared_size_does_not(tmp_path):
+    """Capped at the fitted distinct count, a sample 3x longer than the fit stopped making ids once it
+    had made that many (footprint flat at the end); a declared table size stays the cap."""
+    rng = np.random.default_rng(5)
+    n = 30_000
+    derived = Table.one_hot("D", rng.integers(0, 20_000, n) * 11)  # max id + 1 = 219,989; ~15k distinct
+    declared = Table.one_hot("S", rng.integers(0, 5_000, n), 6_000)
+    m = TraceModel(calibrate=0).fit(Trace([derived, declared]))
+    card_d, card_s = m.cardinalities
+    assert card_d == len(np.unique(derived.values)) and card_s == 6_000
+    assert m._sample_cardinalities(n) == [card_d, card_s] == m._sample_cardinalities(n // 2)
+    long = m.sample(3 * n, seed=1)
+    long.validate()
+    d, s = long.tables
+    assert d.cardinality == 3 * card_d and len(np.unique(d.values)) > 1.5 * card_d
+    assert s.cardinality == 6_000 and int(s.values.max()) < 6_000
+    out = tmp_path / "long.npz"
+    m.sample_to(out, 3 * n, seed=1, workers=2)
+    again = formats.read(out)
+    assert again.cardinalities == [3 * card_d, 6_000]
+    assert np.array_equal(again.tables[0].values, d.values) and np.array_equal(again.tables[1].values, s.values)
+    out1 = tmp_path / "long1.npz"
+    m.sample_to(out1, 3 * n, seed=1, workers=1, chunk_samples=7_000)
+    assert formats.read(out1).cardinalities == [3 * card_d, 6_000]
+    assert np.array_equal(formats.read(out1).tables[0].values, d.values)
+
+
+def test_dp_noisy_cardinalities_grow_with_a_longer_sample_declared_ones_do_not():
+    rng = np.random.default_rng(6)
+    n = 20_000
+    tr = Trace([Table.one_hot("A", rng.integers(0, 3_000, n)), Table.one_hot("B", rng.integers(0, 3_000, n), 4_000)])
+    m = TraceModel(epsilon=4.0, calibrate=0, public_cardinality=["B"]).fit(tr)
+    a, b = m.cardinalities
+    assert b == 4_000
+    assert m._sample_cardinalities(2 * n) == [2 * a, 4_000]

@@ -1381,10 +1381,12 @@ def _spec_module():
 
 
 class _TableSampler:
-    def __init__(self, tab: dict, ss: np.random.SeedSequence, n_samples: int, scale: float = 1.0):
+    def __init__(
+        self, tab: dict, ss: np.random.SeedSequence, n_samples: int, scale: float = 1.0, cardinality: int | None = None
+    ):
         s_bag, s_ids = ss.spawn(2)
         self.name = tab["name"]
-        self.cardinality = int(tab["cardinality"])
+        self.cardinality = int(tab["cardinality"] if cardinality is None else cardinality)
         self.bags = _BagSampler(tab["bag_length"], s_bag)
         node = tab["ids"]
         self.n_samples = n_samples
@@ -1448,8 +1450,8 @@ def _seeds(seed, n_tables: int) -> list[np.random.SeedSequence]:
 
 def _sample_table_worker(args) -> tuple[str, str]:
     """Worker: sample one table in chunks into two .npy files (values, lengths); returns their paths."""
-    tab, ss, n_samples, scale, chunk, folder, j = args
-    ts = _TableSampler(tab, ss, n_samples, scale)
+    tab, ss, n_samples, scale, card, chunk, folder, j = args
+    ts = _TableSampler(tab, ss, n_samples, scale, card)
     lp = os.path.join(folder, f"t{j}.lengths.npy")
     vp = os.path.join(folder, f"t{j}.values.npy")
     chunks_v = []
@@ -1813,7 +1815,8 @@ class TraceModel:
         if chunk < 1:
             raise TracegenError(f"chunk_samples must be >= 1, got {chunk_samples}")
         ss = _seeds(seed, len(m["tables"]))
-        tss = [_TableSampler(t, ss[j], n, self._scale(n)) for j, t in enumerate(m["tables"])]
+        cards = self._sample_cardinalities(n)
+        tss = [_TableSampler(t, ss[j], n, self._scale(n), cards[j]) for j, t in enumerate(m["tables"])]
         ds = _DenseSampler(m["dense"], ss[-2]) if m.get("dense") else None
         ls = _LabelSampler(m["labels"], ss[-1]) if m.get("labels") else None
         for s in range(0, n, chunk):
@@ -1828,6 +1831,26 @@ class TraceModel:
         """Sample length over the fitted length (ids created per class scale with it)."""
         fitted = self.default_n_samples()
         return n / fitted if fitted > 0 else 1.0
+
+    def _sample_cardinalities(self, n: int) -> list[int]:
+        """Rows of each synthetic table in a sample of ``n`` samples. A cardinality that is a distinct count
+        (``privacy.cardinality_from_distinct``; under DP every one not declared public) grows with a
+        sample longer than the fitted trace, as its ids do; a declared table size never does."""
+        m = self._check_fitted()
+        priv = m.get("privacy") or {}
+        dp = priv.get("dp")
+        if dp:
+            public = dp.get("public_cardinality") or []
+            distinct = {t["name"] for t in m["tables"]} - set(public)
+        else:
+            distinct = set(priv.get("cardinality_from_distinct") or [])
+        scale = max(self._scale(n), 1.0)
+        return [
+            max(int(t["cardinality"]), math.ceil(int(t["cardinality"]) * scale - 1e-9))
+            if t["name"] in distinct
+            else int(t["cardinality"])
+            for t in m["tables"]
+        ]
 
     def _n(self, n_samples) -> int:
         n = self.default_n_samples() if n_samples is None else n_samples
@@ -1863,7 +1886,7 @@ class TraceModel:
         n = self._n(n_samples)
         check_output(path, force)
         workers = max(1, int(workers))
-        names, cards = self.names, self.cardinalities
+        names, cards = self.names, self._sample_cardinalities(n)
         writer = formats.open_writer(
             path, fmt, names=names, cardinalities=cards, force=force, **write_options
         )
@@ -1897,7 +1920,8 @@ class TraceModel:
         ls = _LabelSampler(m["labels"], ss[-1]) if m.get("labels") else None
         parent = os.path.dirname(os.path.abspath(getattr(writer, "path", "."))) or "."
         with tempfile.TemporaryDirectory(prefix=".tracegen-sample-", dir=parent) as folder:
-            jobs = [(t, ss[j], n, self._scale(n), chunk, folder, j) for j, t in enumerate(m["tables"])]
+            cards = self._sample_cardinalities(n)
+            jobs = [(t, ss[j], n, self._scale(n), cards[j], chunk, folder, j) for j, t in enumerate(m["tables"])]
             ctx = mp.get_context("spawn")
             with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as ex:
                 paths = list(ex.map(_sample_table_worker, jobs))

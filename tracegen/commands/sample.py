@@ -32,7 +32,14 @@ def register(sub) -> None:
     )
     p.add_argument("--seed", type=seed_int, default=0, help="master seed (default 0)")
     p.add_argument("--workers", type=int, default=1, metavar="W", help="worker processes (default 1)")
-    p.add_argument("--chunk", type=int, default=1 << 18, metavar="B", help="samples per streamed chunk")
+    p.add_argument(
+        "--chunk",
+        type=int,
+        default=None,
+        metavar="B",
+        help=f"samples per streamed chunk (default: about {CHUNK_IDS:,} ids per chunk, at most {MAX_CHUNK:,} "
+        "samples; the output does not depend on it)",
+    )
     add_quiet(p)
     try:
         from tracegen.commands._io import add_write_options
@@ -40,6 +47,31 @@ def register(sub) -> None:
         add_write_options(p)
     except ImportError:
         p.add_argument("--to", dest="to", metavar="F", help="output format (default: from the extension)")
+
+
+#: ids per streamed chunk when --chunk is not given (128 MiB of int64 ids whatever the tables' bag sizes: a
+#: fixed 2**18 samples of an 856-table model pooling ~20 ids per bag would be 4.5G ids, 36 GB, in one chunk)
+CHUNK_IDS = 1 << 24
+#: most samples per chunk when --chunk is not given (one-hot traces with few tables)
+MAX_CHUNK = 1 << 18
+
+
+def auto_chunk(model) -> int:
+    """Samples per streamed chunk for ``model``: about :data:`CHUNK_IDS` ids, from the mean bag lengths."""
+    import numpy as np
+
+    per_sample = 0.0
+    for t in model.model_["tables"]:
+        node = t.get("bag_length") or {}
+        if node.get("kind") == "constant":
+            per_sample += float(node.get("value", 1))
+        elif "values" in node and "probs" in node:
+            v = np.asarray(node["values"], np.float64)
+            p = np.asarray(node["probs"], np.float64)
+            per_sample += float(np.dot(v, p) / max(p.sum(), 1e-300)) if v.shape == p.shape and v.size else 1.0
+        else:
+            per_sample += 1.0
+    return int(max(1, min(MAX_CHUNK, CHUNK_IDS // max(per_sample, 1.0))))
 
 
 #: most samples one run may ask for (ids are counted in int64; 2**40 samples is already petabytes)
@@ -89,7 +121,7 @@ def run(args) -> int:
         raise TracegenError(f"-n must be >= 1, got {args.samples}")
     if args.workers < 1:
         raise TracegenError(f"--workers must be >= 1, got {args.workers}")
-    if args.chunk < 1:
+    if args.chunk is not None and args.chunk < 1:
         raise TracegenError(f"--chunk must be >= 1, got {args.chunk}")
     try:
         from tracegen.commands._io import write_options
@@ -108,6 +140,7 @@ def run(args) -> int:
     else:
         n = model._n(args.samples)
     _check_room(args.output, n, 1 if getattr(args, "table", None) else len(model.names))
+    chunk = args.chunk if args.chunk is not None else auto_chunk(model)
     t0 = time.perf_counter()
     model.sample_to(
         args.output,
@@ -115,7 +148,7 @@ def run(args) -> int:
         seed=args.seed,
         fmt=getattr(args, "to", None),
         workers=args.workers,
-        chunk_samples=args.chunk,
+        chunk_samples=chunk,
         force=args.force,
         progress=not args.quiet,
         **opts,

@@ -99,7 +99,7 @@ FORMATS: dict[str, Format] = {
             (".bin",),
             dlrm.read_mlperf_bin,
             dlrm.write_mlperf_bin,
-            _buffered(dlrm.write_mlperf_bin),
+            dlrm.MlperfBinStreamWriter,
         ),
         Format(
             "dlrm-trace",
@@ -133,7 +133,7 @@ FORMATS: dict[str, Format] = {
             (".pt", ".pth"),
             tbe.read_tbe,
             tbe.write_tbe,
-            _buffered(tbe.write_tbe),
+            tbe.TbeStreamWriter,
         ),
         Format(
             "oracle-general",
@@ -150,7 +150,7 @@ FORMATS: dict[str, Format] = {
             (".csv",),
             cache.read_lcs_csv,
             cache.write_lcs_csv,
-            _buffered(cache.write_lcs_csv),
+            cache.LcsCsvStreamWriter,
             single_table=True,
         ),
         Format(

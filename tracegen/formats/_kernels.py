@@ -202,3 +202,119 @@ def _rehash_next(keys, vals, new_keys, new_vals, shift):
             new_keys[h] = k
             new_vals[h] = vals[j]
     return new_keys, new_vals
+
+
+_U64_MAX = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+@njit(cache=True)
+def _scan_uints(buf, mode, out, count, state):
+    """Unsigned decimal ids of ``buf`` (uint8): ``mode`` 0 is one id per line (``txt``), 1 is ids separated by
+    commas, lines of them (``dlrm-trace``). Spaces, tabs and CRs around ids are ignored; blank lines too.
+
+    Counts ids from ``count``, storing them in ``out`` unless it is empty (a counting pass). ``state``
+    (``line_has, have_tok, tok_done``) carries the line state across blocks cut at separators. Returns
+    ``(count, err)``: ``err`` is ``-1``, or the byte position of the first thing this fast path does not take
+    (a sign, a letter, two ids on a line, an empty field, an id of 2**64 or more): the caller then reads the
+    file the slow way, which names the problem."""
+    line_has = state[0]
+    have_tok = state[1]
+    tok_done = state[2]
+    n = buf.shape[0]
+    fill = out.shape[0] > 0
+    ten = np.uint64(10)
+    i = 0
+    while i < n:
+        c = buf[i]
+        if 48 <= c <= 57:
+            if tok_done:
+                return count, i
+            v = np.uint64(0)
+            while i < n and 48 <= buf[i] <= 57:
+                d = np.uint64(buf[i] - 48)
+                if v > (_U64_MAX - d) // ten:
+                    return count, i
+                v = v * ten + d
+                i += 1
+            if fill:
+                out[count] = v
+            count += 1
+            have_tok = 1
+            tok_done = 1
+            line_has = 1
+            continue
+        if c == 10:
+            if mode == 1 and line_has and not have_tok:
+                return count, i
+            line_has = 0
+            have_tok = 0
+            tok_done = 0
+        elif c == 44 and mode == 1:
+            if not have_tok:
+                return count, i
+            have_tok = 0
+            tok_done = 0
+            line_has = 1
+        elif c != 32 and c != 9 and c != 13:
+            return count, i
+        i += 1
+    state[0] = line_has
+    state[1] = have_tok
+    state[2] = tok_done
+    return count, -1
+
+
+@njit(cache=True)
+def _scan_csv_col(buf, sep, col, out, count):
+    """The unsigned decimal ids in field ``col`` (0-based, fields split on ``sep``) of every non-blank line of
+    ``buf`` (uint8, whole lines). Spaces and tabs around the id and a CR before the newline are ignored.
+
+    Counts from ``count``, storing in ``out`` unless it is empty. Returns ``(count, err)``: ``err`` is ``-1``
+    or the byte position of the first thing this fast path does not take (a quote anywhere, a line with too
+    few fields, an id field that is not one plain number below 2**64, a bare CR): the caller then reads the
+    file the slow way, which names the problem or handles string keys."""
+    n = buf.shape[0]
+    fill = out.shape[0] > 0
+    ten = np.uint64(10)
+    i = 0
+    while i < n:
+        j = i
+        blank = True
+        while j < n and buf[j] != 10:
+            c = buf[j]
+            if c == 34:
+                return count, j
+            if c == 13 and j + 1 < n and buf[j + 1] != 10:
+                return count, j
+            if c != 32 and c != 9 and c != 13 and c != 11 and c != 12:
+                blank = False
+            j += 1
+        if not blank:
+            k = i
+            field = 0
+            while field < col and k < j:
+                if buf[k] == sep:
+                    field += 1
+                k += 1
+            if field < col:
+                return count, i
+            while k < j and (buf[k] == 32 or (buf[k] == 9 and sep != 9)):
+                k += 1
+            v = np.uint64(0)
+            nd = 0
+            while k < j and 48 <= buf[k] <= 57:
+                d = np.uint64(buf[k] - 48)
+                if v > (_U64_MAX - d) // ten:
+                    return count, k
+                v = v * ten + d
+                nd += 1
+                k += 1
+            while k < j and (buf[k] == 32 or buf[k] == 13 or (buf[k] == 9 and sep != 9)):
+                k += 1
+            if nd == 0 or (k < j and buf[k] != sep):
+                return count, k
+            if fill:
+                out[count] = v
+            count += 1
+        i = j + 1
+    return count, -1

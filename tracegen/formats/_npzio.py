@@ -166,20 +166,26 @@ def iter_rows(archive: NpzArchive, name: str, rows_per_block: int = 1 << 18):
 
 
 class RawSink:
-    """Append rows of a fixed dtype and trailing shape to a temporary raw file."""
+    """Append rows of a fixed dtype and trailing shape to a temporary raw file.
+
+    No file descriptor is held between appends (each append opens the file, writes and closes it): a
+    stream writer keeps two sinks per table, and Meta's 856-table traces would otherwise need 1,712 open
+    files, past the usual limit of 1,024 (``ulimit -n``)."""
 
     def __init__(self, folder: str, dtype, tail: tuple[int, ...] = ()):
         self.dtype = np.dtype(dtype)
         self.tail = tuple(tail)
         fd, self.path = tempfile.mkstemp(prefix=".tracegen-part-", suffix=".raw", dir=folder)
-        self.f = os.fdopen(fd, "wb")
+        os.close(fd)
         self.rows = 0
 
     def append(self, arr: np.ndarray) -> None:
         a = np.ascontiguousarray(arr, dtype=self.dtype)
         if a.shape[1:] != self.tail:
             raise ValueError(f"expected rows of shape {self.tail}, got {a.shape[1:]}")
-        a.tofile(self.f)
+        if a.size:
+            with open(self.path, "ab") as f:
+                a.tofile(f)
         self.rows += a.shape[0]
 
     @property
@@ -187,13 +193,25 @@ class RawSink:
         return (self.rows, *self.tail)
 
     def finish(self) -> None:
-        if not self.f.closed:
-            self.f.close()
+        """Nothing is left open between appends (kept for the writers that call it)."""
 
     def discard(self) -> None:
-        self.finish()
         if os.path.exists(self.path):
             os.unlink(self.path)
+
+
+def make_sinks(folder: str, specs) -> list[RawSink]:
+    """Sinks for ``specs`` (``(dtype, tail)`` pairs); if making one fails (a full disk, Ctrl-C), the ones
+    already made are removed before the error propagates, so no ``.tracegen-part-*`` file is left behind."""
+    sinks: list[RawSink] = []
+    try:
+        for dtype, tail in specs:
+            sinks.append(RawSink(folder, dtype, tail))
+    except BaseException:
+        for s in sinks:
+            s.discard()
+        raise
+    return sinks
 
 
 def _npy_header(dtype: np.dtype, shape: tuple[int, ...]) -> bytes:

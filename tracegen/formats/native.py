@@ -22,7 +22,7 @@ import numpy as np
 
 from tracegen._util import atomic_output, check_output
 from tracegen.errors import TraceFormatError, TracegenError
-from tracegen.formats._npzio import NpzArchive, RawSink, assemble_npz
+from tracegen.formats._npzio import NpzArchive, RawSink, assemble_npz, make_sinks
 from tracegen.trace import Table, Trace
 
 FORMAT_NAME = "tracegen-trace"
@@ -196,8 +196,8 @@ class NpzStreamWriter:
         self.names = list(names)
         self.cardinalities = [int(c) for c in cardinalities]
         self.folder = os.path.dirname(os.path.abspath(self.path))
-        self.values = [RawSink(self.folder, np.int64) for _ in self.names]
-        self.offsets = [RawSink(self.folder, np.int64) for _ in self.names]
+        sinks = make_sinks(self.folder, [(np.int64, ())] * (2 * len(self.names)))
+        self.values, self.offsets = sinks[0::2], sinks[1::2]
         self.ends = [0] * len(self.names)
         self.mins = [None] * len(self.names)
         self.maxs = [None] * len(self.names)
@@ -206,8 +206,12 @@ class NpzStreamWriter:
         self._n_dense, self._labels = n_dense, labels
         self.n_samples = 0
         self._closed = False
-        for o in self.offsets:
-            o.append(np.zeros(1, np.int64))
+        try:
+            for o in self.offsets:
+                o.append(np.zeros(1, np.int64))
+        except BaseException:
+            self._discard()
+            raise
 
     def write(self, chunk: Trace) -> None:
         if chunk.n_tables != len(self.names):

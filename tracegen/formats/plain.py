@@ -23,6 +23,7 @@ from tracegen.formats._common import (
     one_nonempty_table,
     one_table,
     parse_int_tokens,
+    scan_uint_text,
     shown,
     strip_bom,
 )
@@ -32,6 +33,9 @@ from tracegen.trace import Trace
 
 
 def read_txt(path, *, densify: bool = False, name: str = "t0") -> Trace:
+    ids = scan_uint_text(path, 0)  # the usual file, numbers only: no Python object per line
+    if ids is not None:
+        return finish_single(ids, path, name=name, densify=densify)
     with open(path, "rb") as f:
         data = strip_bom(f.read())
     lines = data.split(b"\n")

@@ -11,10 +11,14 @@ its place, or flat ``T * B`` lengths) the file does not give ``T``, so ``cardina
 Offsets of ``T * B`` bag starts without the final end (``nn.EmbeddingBag``'s ``include_last_offset=False``)
 are completed by the count of indices. A bare 1-D tensor (FBGEMM's ``tbe eeg_cli generate``) is one id
 sequence. torch is imported only when this format is used; ``torch.load(weights_only=True)`` never
-unpickles code.
+unpickles code, and maps the tensors from the file (``mmap=True``) where its format allows, so a
+several-GB file is paged in as it is read. :class:`TbeStreamWriter` parks each table's ids on disk
+while chunks of samples arrive (the file is table-major) and builds the tensors once at the end.
 """
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 
@@ -107,25 +111,52 @@ def _split_tables(offsets: np.ndarray, lengths: np.ndarray | None, n_tables: int
 def _load(path):
     """``torch.load`` (never unpickling code); a gzip-compressed file (Meta ships ``.pt.gz``) is inflated to a
     temporary file first."""
-    import gzip
-    import shutil
     import tempfile
-    import zlib
 
     import torch
 
     with open(path, "rb") as f:
         gz = f.read(2) == b"\x1f\x8b"
     if not gz:
+        return _load_mapped(path)
+    if os.name != "posix":  # a mapped temporary file cannot be removed while mapped there
+        with tempfile.TemporaryFile() as tmp:
+            _gunzip(path, tmp)
+            tmp.seek(0)
+            return torch.load(tmp, map_location="cpu", weights_only=True)
+    fd, name = tempfile.mkstemp(prefix="tracegen-tbe-", suffix=".pt")
+    try:
+        with os.fdopen(fd, "wb") as tmp:
+            _gunzip(path, tmp)
+        return _load_mapped(name)  # the mapping outlives the unlinked file
+    finally:
+        os.unlink(name)
+
+
+def _gunzip(path, out) -> None:
+    import gzip
+    import shutil
+    import zlib
+
+    try:
+        with gzip.open(path, "rb") as g:
+            shutil.copyfileobj(g, out, 1 << 24)
+    except (OSError, EOFError, zlib.error) as e:
+        raise TraceFormatError(f"cannot decompress: truncated or corrupt gzip ({e})", path) from None
+
+
+def _load_mapped(path):
+    """``torch.load`` memory-mapping the tensors (a zip-format file, what ``torch.save`` writes since 1.6): a
+    several-GB request file is paged in as the ids are touched instead of copied whole into memory; a
+    legacy-format file is loaded the ordinary way."""
+    import pickle
+
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except (RuntimeError, ValueError, pickle.UnpicklingError):  # not a zip-format file (or no mmap support)
         return torch.load(path, map_location="cpu", weights_only=True)
-    with tempfile.TemporaryFile() as tmp:
-        try:
-            with gzip.open(path, "rb") as g:
-                shutil.copyfileobj(g, tmp, 1 << 24)
-        except (OSError, EOFError, zlib.error) as e:
-            raise TraceFormatError(f"cannot decompress: truncated or corrupt gzip ({e})", path) from None
-        tmp.seek(0)
-        return torch.load(tmp, map_location="cpu", weights_only=True)
 
 
 def read_tbe(path, *, names=None, cardinalities=None) -> Trace:
@@ -152,8 +183,9 @@ def read_tbe(path, *, names=None, cardinalities=None) -> Trace:
     starts_only = lengths is not None and lengths.ndim == 2 and offsets.shape[0] == lengths.size > 0
     if starts_only and 0 < offsets[-1] < n_ids:
         # nn.EmbeddingBag's include_last_offset=False: the bags' starts only (the last one before the end of
-        # the indices: full offsets end there); the end is the count of indices
-        offsets = np.append(offsets, np.asarray(n_ids, dtype=offsets.dtype))
+        # the indices: full offsets end there); the end is the count of indices (in int64: int32 starts may
+        # be followed by more than 2**31 indices)
+        offsets = np.append(offsets.astype(np.int64), np.int64(n_ids))
     t, b = _split_tables(offsets, lengths, n_given, path)
     if offsets.shape[0] != t * b + 1:
         raise TraceFormatError(
@@ -165,17 +197,23 @@ def read_tbe(path, *, names=None, cardinalities=None) -> Trace:
     ldt = offsets.dtype if lengths is None else lengths.dtype
     if not np.issubdtype(offsets.dtype, np.integer) or not np.issubdtype(ldt, np.integer):
         raise TraceFormatError(f"offsets and lengths must be integers, got {offsets.dtype} and {ldt}", path)
-    offs = offsets.astype(np.int64)
+    # no whole-file int64 copy or diff of the T x B offsets (Meta's 856 x 65,536 are 56M entries): the
+    # checks go table by table, and only the tables' own offsets (rebased to 0) are new memory
+    offs = offsets if offsets.dtype == np.int64 else offsets.astype(np.int64)
     if offs[0] != 0 or offs[-1] != ids.shape[0]:
         raise TraceFormatError(
             f"offsets run {int(offs[0])}..{int(offs[-1])} but there are {ids.shape[0]} indices", path
         )
-    d = np.diff(offs)
-    if d.size and d.min() < 0:
-        i = int(np.argmax(d < 0))
-        raise TraceFormatError(f"offsets decrease at bag {i} ({int(offs[i])} -> {int(offs[i + 1])})", path)
-    if lengths is not None and not np.array_equal(d, lengths.reshape(-1)):
-        raise TraceFormatError("lengths do not match the differences of offsets", path)
+    for j in range(t):
+        d = np.diff(offs[j * b : (j + 1) * b + 1])
+        if d.size and d.min() < 0:
+            i = j * b + int(np.argmax(d < 0))
+            raise TraceFormatError(f"offsets decrease at bag {i} ({int(offs[i])} -> {int(offs[i + 1])})", path)
+    if lengths is not None:
+        flat = lengths.reshape(-1)
+        for j in range(t):
+            if not np.array_equal(np.diff(offs[j * b : (j + 1) * b + 1]), flat[j * b : (j + 1) * b]):
+                raise TraceFormatError("lengths do not match the differences of offsets", path)
     names = list(names) if names is not None else [f"t{j}" for j in range(t)]
     if len(names) != t or (cardinalities is not None and len(cardinalities) != t):
         given = len(names) if len(names) != t else len(cardinalities)
@@ -210,3 +248,86 @@ def write_tbe(trace: Trace, path, *, force: bool = False) -> None:
     np.cumsum(lengths.ravel(), out=offsets[1:])
     with atomic_output(path, force, suffix=".pt") as tmp:
         torch.save((torch.from_numpy(indices), torch.from_numpy(offsets), torch.from_numpy(lengths)), tmp)
+
+
+class TbeStreamWriter:
+    """Streams chunks of samples (all tables) to two raw parts per table; :meth:`close` assembles the
+    table-major ``(indices, offsets, lengths)`` and saves them.
+
+    The file is table-major while chunks come sample by sample, so nothing can be written before the last
+    chunk; keeping the chunks in memory (the buffered writer) held every id three times at the end (the
+    chunks, their concatenation, and the indices tensor): 3.4 GB to write 52M ids. Here memory at close is
+    the indices and the ``T x B`` lengths and offsets, once."""
+
+    def __init__(self, path, *, names, cardinalities, force: bool = False):
+        from tracegen._util import check_output
+        from tracegen.formats._npzio import make_sinks
+
+        self.path, self.force = os.fspath(path), force
+        check_output(self.path, force)
+        self.names = list(names)
+        folder = os.path.dirname(os.path.abspath(self.path))
+        sinks = make_sinks(folder, [(np.int64, ())] * (2 * len(self.names)))
+        self.values, self.lengths = sinks[0::2], sinks[1::2]
+        self.n_samples = 0
+        self._closed = False
+
+    def write(self, chunk: Trace) -> None:
+        from tracegen.errors import TracegenError
+
+        if chunk.n_tables != len(self.names):
+            raise TracegenError(f"chunk has {chunk.n_tables} tables, writer expects {len(self.names)}", self.path)
+        for j, t in enumerate(chunk.tables):
+            v = np.asarray(t.values)
+            if v.size and int(v.min()) < 0:
+                raise TracegenError(f"table {t.name!r}: negative id {int(v.min())}", self.path)
+            self.values[j].append(v)
+            self.lengths[j].append(t.lengths)
+        self.n_samples += chunk.n_samples
+
+    def close(self) -> None:
+        import torch
+
+        from tracegen.errors import TracegenError
+
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self.n_samples == 0 or not any(s.rows for s in self.values):
+                raise TracegenError("trace is empty (no accesses)", self.path)
+            t, b = len(self.names), self.n_samples
+            indices = np.empty(sum(s.rows for s in self.values), np.int64)
+            lengths = np.empty((t, b), np.int64)  # (T, B)
+            at = 0
+            for j in range(t):
+                _read_into(self.lengths[j], lengths[j])
+                _read_into(self.values[j], indices[at : at + self.values[j].rows])
+                at += self.values[j].rows
+            offsets = np.zeros(t * b + 1, np.int64)
+            np.cumsum(lengths.reshape(-1), out=offsets[1:])
+            with atomic_output(self.path, self.force, suffix=".pt") as tmp:
+                torch.save((torch.from_numpy(indices), torch.from_numpy(offsets), torch.from_numpy(lengths)), tmp)
+        finally:
+            self.abort()
+
+    def abort(self) -> None:
+        self._closed = True
+        for s in (*self.values, *self.lengths):
+            s.discard()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self.close() if exc_type is None else self.abort()
+
+
+def _read_into(sink, out: np.ndarray) -> None:
+    """The rows of a raw part into ``out`` (contiguous, ``sink.rows`` entries), without a temporary copy."""
+    if out.size == 0:
+        return
+    with open(sink.path, "rb") as f:
+        got = f.readinto(memoryview(out).cast("B"))
+    if got != out.nbytes:
+        raise OSError(f"temporary part {sink.path} is short ({got} of {out.nbytes} bytes)")

@@ -539,3 +539,48 @@ def test_mlperf_bin_read_holds_the_ids_once(tmp_path, monkeypatch):
     got = formats.read(src)
     assert got.cardinalities == [int(t.values.max()) + 1 for t in tr.tables]
     assert all(t.cardinality_from_data for t in got.tables)
+
+
+def test_ctrl_c_inside_a_numba_kernel_is_an_interruption_not_a_traceback(tmp_path, capsys, monkeypatch):
+    """numba re-raises a KeyboardInterrupt taken inside a kernel as ``SystemError: CPUDispatcher(...) returned a
+    result with an exception set``: it printed a traceback and exited 1 instead of "interrupted", 130."""
+    from tracegen import formats
+    from tracegen.cli import main
+
+    src = tmp_path / "t.txt"
+    src.write_text("1\n2\n3\n")
+
+    def kernel_interrupted(*a, **k):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as e:
+            raise SystemError("CPUDispatcher(<function _scan_uints>) returned a result with an exception set") from e
+
+    monkeypatch.setattr(formats, "read", kernel_interrupted)
+    assert main(["inspect", str(src)]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted" in err and "Traceback" not in err
+
+    def other(*a, **k):
+        raise SystemError("a real bug")
+
+    monkeypatch.setattr(formats, "read", other)
+    with pytest.raises(SystemError, match="a real bug"):
+        main(["inspect", str(src)])
+
+
+def test_validate_checks_offsets_in_blocks(monkeypatch):
+    """``Table.validate`` diffed the whole offsets at once (8 bytes per bag: 800 MB for a 99M-sample one-hot
+    trace); in blocks it finds the same first decrease, at block edges too."""
+    import tracegen.trace as tr_mod
+    from tracegen.errors import TracegenError
+    from tracegen.trace import Table
+
+    monkeypatch.setattr(tr_mod, "VALIDATE_BLOCK", 4)
+    for at in (1, 3, 4, 5, 8, 11):
+        off = np.arange(14, dtype=np.int64)
+        off[at + 1 :] -= 2  # bag ``at`` has length -1
+        t = Table("x", 100, np.zeros(int(off[-1]), np.int64), off)
+        with pytest.raises(TracegenError, match=f"offsets decrease at sample {at} "):
+            t.validate()
+    Table("x", 100, np.zeros(13, np.int64), np.arange(14, dtype=np.int64)).validate()

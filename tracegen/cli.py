@@ -47,6 +47,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupted(e: BaseException) -> bool:
+    """Whether a ``KeyboardInterrupt`` is the cause or context of ``e`` (anywhere down the chain)."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, KeyboardInterrupt):
+            return True
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return False
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit status (0 ok, 2 user or system error such as a full disk, 1 for a failed
     check or no memory, 130 interrupted)."""
@@ -64,6 +75,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tracegen: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
+        print("tracegen: interrupted", file=sys.stderr)
+        return 130
+    except SystemError as e:  # Ctrl-C inside a numba kernel surfaces as "returned a result with an exception set"
+        if not _interrupted(e):
+            raise
         print("tracegen: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:

@@ -792,7 +792,8 @@ def profile_ids(ids, *, sample_rate: float | None = None, exact: bool = True, si
 
 
 def profile(trace, *, sample_rate: float | None = None, exact: bool = True, sizes=None,
-            row_bytes: int | Sequence[int] | None = None, shared: bool = True, seed: int = 0) -> dict:
+            row_bytes: int | Sequence[int] | None = None, shared: bool = True, seed: int = 0,
+            progress: bool | None = False) -> dict:
     """The locality profile of a :class:`~tracegen.trace.Trace` (or a flat id array), JSON-serialisable.
 
     ``{"version": 1, "tables": {name: summary}, "shared": summary or None}``; each summary has
@@ -807,8 +808,10 @@ def profile(trace, *, sample_rate: float | None = None, exact: bool = True, size
     or, with at most :data:`SHARDS_MIN_IDS` distinct ids, profiled exactly (:func:`shards_rate`);
     each summary says its ``method`` (``"exact"`` or ``"shards"``), the ``sample_rate`` used (1.0
     when exact) and the ``requested_sample_rate``. Sampled summaries keep ``cold_fraction`` and the
-    hit ratio of an unbounded cache exact.
+    hit ratio of an unbounded cache exact. ``progress``: a bar over the accesses profiled (stderr; None:
+    only on a terminal).
     """
+    from tracegen._util import progress as _progress
     from tracegen.trace import Trace
 
     if sample_rate is not None and not 0 < float(sample_rate) <= 1:
@@ -823,11 +826,18 @@ def profile(trace, *, sample_rate: float | None = None, exact: bool = True, size
         if len(rb) != T:
             raise TracegenError(f"row_bytes has {len(rb)} entries for {T} tables")
     kw = dict(sample_rate=sample_rate, exact=exact, sizes=sizes, seed=seed)
-    tables = {t.name: profile_ids(t.values, row_bytes=rb[j], **kw) for j, t in enumerate(trace.tables)}
+    both = shared and T > 1
+    bar = _progress(total=trace.n_accesses * (2 if both else 1), desc="profile", unit="access", unit_scale=True,
+                    enabled=progress)
+    tables = {}
+    for j, t in enumerate(trace.tables):
+        tables[t.name] = profile_ids(t.values, row_bytes=rb[j], **kw)
+        bar.update(t.n_accesses)
     out = {"version": 1, "tables": tables, "shared": None}
-    if shared and T > 1:
+    if both:
         ids, tix = interleave(trace)
         s = profile_ids(ids, **kw)
+        bar.update(trace.n_accesses)
         if all(b is not None for b in rb) and T:
             # bytes for a shared cache of mixed row sizes: rows times the access-weighted mean row size
             w = np.bincount(tix, minlength=T).astype(np.float64)
@@ -835,4 +845,5 @@ def profile(trace, *, sample_rate: float | None = None, exact: bool = True, size
             s["mrc"]["sizes_bytes"] = [int(round(c * mean_b)) for c in s["mrc"]["sizes_rows"]]
             s["mrc"]["mean_row_bytes"] = mean_b
         out["shared"] = s
+    bar.close()
     return out

@@ -104,7 +104,8 @@ def run(args) -> int:
         names = [int(t) if t.isdigit() and t not in trace.names else t for t in args.table]
         trace = trace.select(names, path)
     prof = profile(trace, sample_rate=args.sample_rate, exact=args.sample_rate is None,
-                   row_bytes=args.row_bytes, shared=not args.no_shared, seed=args.seed)
+                   row_bytes=args.row_bytes, shared=not args.no_shared, seed=args.seed,
+                   progress=False if getattr(args, "quiet", False) else None)
     prof["path"] = path
     to_stdout = args.output == "-"
     text = sys.stderr if to_stdout else sys.stdout

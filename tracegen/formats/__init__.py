@@ -310,6 +310,7 @@ def _refuse_zstd(p: str) -> None:
 # what the DLRM reference writes beside its data: member names -> what the file is
 _DLRM_SIDE_FILES = {
     ("counts",): "table sizes (*_fea_count.npz: counts)",
+    ("counts", "counts_from_data"): "table sizes (*_fea_count.npz: counts)",
     ("total_per_file",): "samples per day (*_day_count.npz: total_per_file)",
     ("unique",): "category dictionary of one table (*_fea_dict_N.npz: unique)",
 }

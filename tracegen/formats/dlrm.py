@@ -128,6 +128,7 @@ def read_dlrm_npz(path, *, names=None) -> Trace:
                 )
         y = ar.get("y", mmap=False).reshape(-1)
         counts = ar.get("counts", mmap=False) if ar.has("counts") else None
+        from_data = _read_from_data(ar, np.asarray(counts).size, path) if counts is not None else None
         shape, cdtype, blocks = iter_rows(ar, "X_cat", BLOCK_ROWS)
         if cdtype.kind in "SU":  # the 2019 reference's kaggle_day_{i}.npz: hex strings, not yet relabelled
             raise intermediate_day_error(path)
@@ -166,16 +167,36 @@ def read_dlrm_npz(path, *, names=None) -> Trace:
                 raise TraceFormatError("X_int holds NaN or infinite values", path)
             dense[start : start + blk.shape[0]] = np.maximum(blk, 0)
             start += blk.shape[0]
-    derived = counts is None  # no counts in the file: max id + 1 (fit releases the distinct count)
-    if derived:
+    derived = [True] * t if counts is None else (from_data or [False] * t)
+    if counts is None:  # no counts in the file: max id + 1 (fit releases the distinct count)
         counts = [int(c.max()) + 1 for c in cols]
     names = list(names) if names is not None else default_names(t)
     if len(names) != t:
         raise TracegenError(f"{len(names)} names for {t} tables", path)
     offsets = np.arange(b + 1, dtype=np.int64)
     offsets.flags.writeable = False
-    tables = [Table(names[j], int(counts[j]), cols[j], offsets, derived) for j in range(t)]
+    tables = [Table(names[j], int(counts[j]), cols[j], offsets, derived[j]) for j in range(t)]
     return Trace(tables, dense=dense, labels=y.astype(np.float32)).validate(path)
+
+
+#: member of a dlrm-npz (or ``*_fea_count.npz``) that we add where a table's size in ``counts`` is ``max id + 1``,
+#: derived from the ids by the reader of the source file (``Table.cardinality_from_data``): without it the
+#: fit of a converted file would take that raw id for a declared size. Files of declared sizes do not have it.
+FROM_DATA = "counts_from_data"
+
+
+def _from_data_member(flags) -> list[tuple[str, np.ndarray]]:
+    flags = [bool(f) for f in flags]
+    return [(FROM_DATA, np.asarray(flags, np.uint8))] if any(flags) else []
+
+
+def _read_from_data(ar, n_tables: int, path) -> list[bool]:
+    if not ar.has(FROM_DATA):
+        return [False] * n_tables
+    flags = np.asarray(ar.get(FROM_DATA, mmap=False)).reshape(-1)
+    if flags.shape[0] != n_tables:
+        raise TraceFormatError(f"{FROM_DATA} has {flags.shape[0]} entries but counts has {n_tables}", path)
+    return [bool(f) for f in flags]
 
 
 def _one_hot_only(trace: Trace, path, fmt: str) -> None:
@@ -230,6 +251,7 @@ def write_dlrm_npz(trace: Trace, path, *, force: bool = False, days: int = 7, co
         ("X_int", _x_int(trace, path)),
         ("y", _labels_i32(trace)),
         ("counts", np.asarray(trace.cardinalities, np.int32 if x_cat.dtype == np.int32 else np.int64)),
+        *_from_data_member(t.cardinality_from_data for t in trace.tables),
     ]
     _write_with_day_count(path, members, trace.n_samples, force, days, compress)
 
@@ -281,6 +303,7 @@ class DlrmNpzStreamWriter:
         )
         self.folder = folder
         self.x_int = None  # a RawSink once the first rows give X_int's width
+        self.from_data = [False] * len(self.names)  # Table.cardinality_from_data of any chunk
         self.max_id = -1
         self._closed = False
 
@@ -290,6 +313,7 @@ class DlrmNpzStreamWriter:
                 f"chunk has {chunk.n_tables} tables, writer expects {len(self.names)}", self.path
             )
         _one_hot_only(chunk, self.path, "dlrm-npz")
+        self.from_data = [f or t.cardinality_from_data for f, t in zip(self.from_data, chunk.tables)]
         self.write_columns(_labels_i32(chunk), _x_int(chunk, self.path), chunk.to_dense_ids())
 
     def write_columns(self, y: np.ndarray, x_int: np.ndarray, x_cat: np.ndarray) -> None:
@@ -319,6 +343,7 @@ class DlrmNpzStreamWriter:
                 ("X_int", self.x_int),
                 ("y", self.y),
                 ("counts", np.asarray(self.cardinalities, cdt)),
+                *_from_data_member(self.from_data),
             ]
             _write_with_day_count(self.path, members, self.y.rows, self.force, self.days, self.compress)
         finally:
@@ -348,6 +373,7 @@ def read_mlperf_bin(path, *, names=None, n_tables: int | None = None) -> Trace:
     if cf is not None:
         with NpzArchive(cf) as ar:
             raw = np.asarray(ar.get("counts", mmap=False)).reshape(-1)
+            from_data = _read_from_data(ar, raw.shape[0], cf)
         counts = ids_from_any(raw, cf, "counts", densify_hint=False)
         if n_tables is not None and counts.shape[0] != n_tables:
             raise TraceFormatError(f"counts has {counts.shape[0]} entries, expected {n_tables} tables", cf)
@@ -383,9 +409,10 @@ def read_mlperf_bin(path, *, names=None, n_tables: int | None = None) -> Trace:
     del raw
     derived = counts is None  # no fea_count beside the file: max id + 1, derived from the data
     cards = [int(c.max()) + 1 for c in cols] if derived else [int(c) for c in counts]
+    flags = [True] * n_tables if derived else from_data
     offsets = np.arange(b + 1, dtype=np.int64)
     offsets.flags.writeable = False
-    tables = [Table(names[j], cards[j], cols[j], offsets, derived) for j in range(n_tables)]
+    tables = [Table(names[j], cards[j], cols[j], offsets, flags[j]) for j in range(n_tables)]
     return Trace(tables, dense=dense, labels=labels).validate(path)
 
 
@@ -413,7 +440,13 @@ def write_mlperf_bin(trace: Trace, path, *, force: bool = False, fea_count: bool
         rec.tofile(tmp)
         if count_path is not None:
             with atomic_output(count_path, force, suffix=".npz") as tmp2:
-                assemble_npz(tmp2, [("counts", np.asarray(trace.cardinalities, np.int32))])
+                assemble_npz(
+                    tmp2,
+                    [
+                        ("counts", np.asarray(trace.cardinalities, np.int32)),
+                        *_from_data_member(t.cardinality_from_data for t in trace.tables),
+                    ],
+                )
 
 
 class MlperfBinStreamWriter:
@@ -440,12 +473,14 @@ class MlperfBinStreamWriter:
             self._ctx.__exit__(type(e), e, None)
             raise
         self.n = 0
+        self.from_data = [False] * len(self.names)  # Table.cardinality_from_data of any chunk
         self._closed = False
 
     def write(self, chunk: Trace) -> None:
         if chunk.n_tables != len(self.names):
             raise TracegenError(f"chunk has {chunk.n_tables} tables, writer expects {len(self.names)}", self.path)
         _one_hot_only(chunk, self.path, "mlperf-bin")
+        self.from_data = [f or t.cardinality_from_data for f, t in zip(self.from_data, chunk.tables)]
         ids = chunk.to_dense_ids()
         if ids.size and int(ids.max()) > np.iinfo(np.int32).max:
             raise TracegenError("a table has more than 2**31 rows; mlperf-bin stores int32 ids", self.path)
@@ -472,7 +507,8 @@ class MlperfBinStreamWriter:
                 raise TracegenError("a table has more than 2**31 rows; mlperf-bin stores int32 ids", self.path)
             if self.count_path is not None:
                 with atomic_output(self.count_path, self.force, suffix=".npz") as tmp2:
-                    assemble_npz(tmp2, [("counts", np.asarray(self.cardinalities, np.int32))])
+                    counts = [("counts", np.asarray(self.cardinalities, np.int32)), *_from_data_member(self.from_data)]
+                    assemble_npz(tmp2, counts)
         except BaseException:
             self.abort()
             raise

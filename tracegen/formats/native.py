@@ -201,6 +201,7 @@ class NpzStreamWriter:
         self.ends = [0] * len(self.names)
         self.mins = [None] * len(self.names)
         self.maxs = [None] * len(self.names)
+        self.from_data = [False] * len(self.names)  # a chunk's cardinality was max id + 1 (Table.cardinality_from_data)
         self.dense: RawSink | None = None
         self.labels: RawSink | None = None
         self._n_dense, self._labels = n_dense, labels
@@ -225,6 +226,7 @@ class NpzStreamWriter:
                 lo, hi = int(v.min()), int(v.max())
                 self.mins[j] = lo if self.mins[j] is None else min(self.mins[j], lo)
                 self.maxs[j] = hi if self.maxs[j] is None else max(self.maxs[j], hi)
+            self.from_data[j] = self.from_data[j] or bool(t.cardinality_from_data)
             self.values[j].append(v)
             self.offsets[j].append(o[1:] - o[0] + self.ends[j])
             self.ends[j] += int(o[-1] - o[0])
@@ -275,6 +277,8 @@ class NpzStreamWriter:
                         "n_accesses": self.ends[j],
                         "min_id": self.mins[j] if self.mins[j] is not None else 0,
                         "max_id": self.maxs[j] if self.maxs[j] is not None else -1,
+                        # as write_npz does: a fit of the streamed file still hides max id + 1
+                        **({"cardinality_from_data": True} if self.from_data[j] else {}),
                     }
                     for j, n in enumerate(self.names)
                 ],

@@ -12,20 +12,12 @@ import json
 import numpy as np
 import pytest
 
+from tests.test_cardinality_source import OUTLIER, _ids  # the same outlier trace
 from tracegen import formats
 from tracegen.cli import main
 from tracegen.commands import convert as convert_cmd
 from tracegen.trace import Table, Trace
 from tracegen.tracemodel import TraceModel
-
-OUTLIER = 987_654_321
-
-
-def _ids(n=3000, seed=0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    ids = (rng.zipf(1.3, n) % 400).astype(np.int64) + 1000
-    ids[17] = OUTLIER
-    return ids
 
 
 def _txt(tmp_path, ids=None):

@@ -449,7 +449,66 @@ def write_mlperf_bin(trace: Trace, path, *, force: bool = False, fea_count: bool
                 )
 
 
-class MlperfBinStreamWriter:
+class _TempFileStream:
+    """A stream writer into one temporary file beside ``self.path``: :meth:`close` runs :meth:`_finish` (write
+    the tail, check, write side files) and renames the file into place; :meth:`abort` (or an exception in a
+    ``with`` block) discards it and leaves the destination untouched."""
+
+    empty = "trace is empty (no accesses)"
+
+    def _open(self, force: bool, suffix: str = "") -> None:
+        self._ctx = atomic_output(self.path, force, suffix=suffix)
+        self.tmp = self._ctx.__enter__()
+        try:
+            self.f = open(self.tmp, "wb")
+        except BaseException as e:
+            self._ctx.__exit__(type(e), e, None)
+            raise
+        self.n = 0
+        self._closed = False
+
+    def _finish(self) -> None:
+        pass
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        try:
+            self._finish()
+            self.f.close()
+            if self.n == 0:
+                raise TracegenError(self.empty, self.path)
+            self._after()
+        except BaseException:
+            self.abort()
+            raise
+        self._closed = True
+        self._ctx.__exit__(None, None, None)  # renames the finished file into place
+
+    def _after(self) -> None:
+        """Work after the file is complete and before it is renamed (side files)."""
+
+    def abort(self) -> None:
+        """Discard the temporary file; the destination is untouched."""
+        if self._closed:
+            return
+        self._closed = True
+        if not self.f.closed:
+            self.f.close()
+        err = TracegenError("aborted", self.path)
+        try:
+            self._ctx.__exit__(TracegenError, err, None)
+        except TracegenError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self.close() if exc_type is None else self.abort()
+
+
+class MlperfBinStreamWriter(_TempFileStream):
     """Streams MLPerf records chunk by chunk (the format is sample-major, so nothing is kept in memory);
     ``<stem>_fea_count.npz`` is written at :meth:`close` from ``cardinalities`` (which may be updated before).
 
@@ -465,16 +524,8 @@ class MlperfBinStreamWriter:
             d, stem = stem_and_dir(self.path)
             self.count_path = os.path.join(d, stem + "_fea_count.npz")
             check_output(self.count_path, force)
-        self._ctx = atomic_output(self.path, force)
-        self.tmp = self._ctx.__enter__()
-        try:
-            self.f = open(self.tmp, "wb")
-        except BaseException as e:
-            self._ctx.__exit__(type(e), e, None)
-            raise
-        self.n = 0
         self.from_data = [False] * len(self.names)  # Table.cardinality_from_data of any chunk
-        self._closed = False
+        self._open(force)
 
     def write(self, chunk: Trace) -> None:
         if chunk.n_tables != len(self.names):
@@ -496,42 +547,15 @@ class MlperfBinStreamWriter:
         rec.tofile(self.f)
         self.n += chunk.n_samples
 
-    def close(self) -> None:
-        if self._closed:
-            return
-        try:
-            self.f.close()
-            if self.n == 0:
-                raise TracegenError("trace is empty (no samples)", self.path)
-            if max(self.cardinalities, default=0) > np.iinfo(np.int32).max:
-                raise TracegenError("a table has more than 2**31 rows; mlperf-bin stores int32 ids", self.path)
-            if self.count_path is not None:
-                with atomic_output(self.count_path, self.force, suffix=".npz") as tmp2:
-                    counts = [("counts", np.asarray(self.cardinalities, np.int32)), *_from_data_member(self.from_data)]
-                    assemble_npz(tmp2, counts)
-        except BaseException:
-            self.abort()
-            raise
-        self._closed = True
-        self._ctx.__exit__(None, None, None)  # renames the finished file into place
+    empty = "trace is empty (no samples)"
 
-    def abort(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        if not self.f.closed:
-            self.f.close()
-        err = TracegenError("aborted", self.path)
-        try:
-            self._ctx.__exit__(TracegenError, err, None)
-        except TracegenError:
-            pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        self.close() if exc_type is None else self.abort()
+    def _after(self) -> None:
+        if max(self.cardinalities, default=0) > np.iinfo(np.int32).max:
+            raise TracegenError("a table has more than 2**31 rows; mlperf-bin stores int32 ids", self.path)
+        if self.count_path is not None:
+            with atomic_output(self.count_path, self.force, suffix=".npz") as tmp2:
+                counts = [("counts", np.asarray(self.cardinalities, np.int32)), *_from_data_member(self.from_data)]
+                assemble_npz(tmp2, counts)
 
 
 # ---- dlrm-trace ----------------------------------------------------------------------------------
@@ -590,22 +614,16 @@ def write_dlrm_trace_bin(trace: Trace, path, *, force: bool = False, table=None)
         w.write_ids(t.values)
 
 
-class _IdStreamWriter:
+class _IdStreamWriter(_TempFileStream):
     """Base of single-id-sequence stream writers: ``write(chunk)`` picks a table, ``write_ids``."""
 
     fmt = ""
 
     def __init__(self, path, *, names=None, cardinalities=None, force: bool = False, table=None, **_):
-        from tracegen._util import atomic_output as _ao
-
         self.path = os.fspath(path)
         self.table = table
         self.names = list(names) if names is not None else None
-        self._ctx = _ao(self.path, force, suffix=os.path.splitext(self.path)[1])
-        self.tmp = self._ctx.__enter__()
-        self.f = open(self.tmp, "wb")
-        self.n = 0
-        self._closed = False
+        self._open(force, suffix=os.path.splitext(self.path)[1])
 
     def write(self, chunk: Trace) -> None:
         if self.table is None and chunk.n_tables > 1:
@@ -618,42 +636,6 @@ class _IdStreamWriter:
 
     def write_ids(self, ids: np.ndarray) -> None:
         raise NotImplementedError
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        try:
-            self._finish()
-            self.f.close()
-            if self.n == 0:
-                raise TracegenError("trace is empty (no accesses)", self.path)
-        except BaseException:
-            self.abort()
-            raise
-        self._closed = True
-        self._ctx.__exit__(None, None, None)  # renames the finished file into place
-
-    def _finish(self) -> None:
-        pass
-
-    def abort(self) -> None:
-        """Discard the temporary file; the destination is untouched."""
-        if self._closed:
-            return
-        self._closed = True
-        if not self.f.closed:
-            self.f.close()
-        err = TracegenError("aborted", self.path)
-        try:
-            self._ctx.__exit__(TracegenError, err, None)
-        except TracegenError:
-            pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        self.close() if exc_type is None else self.abort()
 
 
 class DlrmTraceStreamWriter(_IdStreamWriter):

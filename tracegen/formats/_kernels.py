@@ -208,6 +208,21 @@ _U64_MAX = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
 @njit(cache=True)
+def _parse_uint(buf, i, n):
+    """The unsigned decimal number at ``buf[i:n]``: ``(value, end, overflow)``; ``end`` is the first byte
+    that is not a digit, or where the number reached 2**64 (``overflow`` true)."""
+    ten = np.uint64(10)
+    v = np.uint64(0)
+    while i < n and 48 <= buf[i] <= 57:
+        d = np.uint64(buf[i] - 48)
+        if v > (_U64_MAX - d) // ten:
+            return v, i, True
+        v = v * ten + d
+        i += 1
+    return v, i, False
+
+
+@njit(cache=True)
 def _scan_uints(buf, mode, out, count, state):
     """Unsigned decimal ids of ``buf`` (uint8): ``mode`` 0 is one id per line (``txt``), 1 is ids separated by
     commas, lines of them (``dlrm-trace``). Spaces, tabs and CRs around ids are ignored; blank lines too.
@@ -222,20 +237,15 @@ def _scan_uints(buf, mode, out, count, state):
     tok_done = state[2]
     n = buf.shape[0]
     fill = out.shape[0] > 0
-    ten = np.uint64(10)
     i = 0
     while i < n:
         c = buf[i]
         if 48 <= c <= 57:
             if tok_done:
                 return count, i
-            v = np.uint64(0)
-            while i < n and 48 <= buf[i] <= 57:
-                d = np.uint64(buf[i] - 48)
-                if v > (_U64_MAX - d) // ten:
-                    return count, i
-                v = v * ten + d
-                i += 1
+            v, i, over = _parse_uint(buf, i, n)
+            if over:
+                return count, i
             if fill:
                 out[count] = v
             count += 1
@@ -275,7 +285,6 @@ def _scan_csv_col(buf, sep, col, out, count):
     file the slow way, which names the problem or handles string keys."""
     n = buf.shape[0]
     fill = out.shape[0] > 0
-    ten = np.uint64(10)
     i = 0
     while i < n:
         j = i
@@ -300,15 +309,11 @@ def _scan_csv_col(buf, sep, col, out, count):
                 return count, i
             while k < j and (buf[k] == 32 or (buf[k] == 9 and sep != 9)):
                 k += 1
-            v = np.uint64(0)
-            nd = 0
-            while k < j and 48 <= buf[k] <= 57:
-                d = np.uint64(buf[k] - 48)
-                if v > (_U64_MAX - d) // ten:
-                    return count, k
-                v = v * ten + d
-                nd += 1
-                k += 1
+            k0 = k
+            v, k, over = _parse_uint(buf, k, j)
+            if over:
+                return count, k
+            nd = k - k0
             while k < j and (buf[k] == 32 or buf[k] == 13 or (buf[k] == 9 and sep != 9)):
                 k += 1
             if nd == 0 or (k < j and buf[k] != sep):

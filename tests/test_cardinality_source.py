@@ -222,3 +222,15 @@ def test_dp_noisy_cardinalities_grow_with_a_longer_sample_declared_ones_do_not()
     a, b = m.cardinalities
     assert b == 4_000
     assert m._sample_cardinalities(2 * n) == [2 * a, 4_000]
+
+
+def test_fit_says_which_cardinalities_it_replaced(tmp_path, capsys):
+    src = tmp_path / "t.txt"
+    _write_raw("txt", _ids(), src)
+    assert main(["fit", str(src), "-o", str(tmp_path / "a.json"), "--calibrate", "0"]) == 0
+    err = capsys.readouterr().err
+    assert "cardinality of t0: the distinct count, not the file's max id + 1" in err
+    assert main(["fit", str(src), "-o", str(tmp_path / "b.json"), "--calibrate", "0", "--public-cardinality"]) == 0
+    assert "cardinality of" not in capsys.readouterr().err
+    assert main(["fit", str(src), "-o", str(tmp_path / "c.json"), "--calibrate", "0", "-q"]) == 0
+    assert capsys.readouterr().err == ""

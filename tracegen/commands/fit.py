@@ -175,4 +175,13 @@ def run(args) -> int:
             f"{n_cls:,} popularity classes{extra}) in {time.perf_counter() - t0:.1f} s -> {args.output}",
             file=sys.stderr,
         )
+        derived = [t.name for t, f in zip(trace.tables, m["tables"]) if t.cardinality_from_data
+                   and int(f["cardinality"]) != int(t.cardinality)]
+        if derived and not dp:
+            shown = ", ".join(derived[:5]) + (f" and {len(derived) - 5} more" if len(derived) > 5 else "")
+            print(
+                f"cardinality of {shown}: the distinct count, not the file's max id + 1 (a raw id); "
+                "--public-cardinality releases it as it is",
+                file=sys.stderr,
+            )
     return 0

@@ -118,7 +118,7 @@ def is_lcs(path) -> bool:
 RECORD_BLOCK = 1 << 22
 
 
-def _ids_of_records(path, dtype: np.dtype, offset: int, n: int) -> np.ndarray:
+def _ids_of_records(path, dtype: np.dtype, offset: int, n: int, drop_zero: bool = True) -> np.ndarray:
     """The ``obj_id`` of ``n`` records of ``dtype`` from byte ``offset``, read a block at a time; records of
     ``obj_size`` 0 are dropped unless every record has size 0 (libCacheSim's ``ignore_size_zero_req``).
 
@@ -132,23 +132,13 @@ def _ids_of_records(path, dtype: np.dtype, offset: int, n: int) -> np.ndarray:
             rec = np.fromfile(f, dtype=dtype, count=min(RECORD_BLOCK, n - start))
             if rec.shape[0] != min(RECORD_BLOCK, n - start):
                 raise TraceFormatError("file ended early: truncated while reading?", path)
-            keep = rec["obj_size"] != 0
+            keep = rec["obj_size"] != 0 if drop_zero else np.ones(rec.shape[0], bool)
             k = int(np.count_nonzero(keep))
             ids[kept : kept + k] = rec["obj_id"] if k == rec.shape[0] else rec["obj_id"][keep]
             kept += k
-    if kept == 0:  # a file that records no sizes: every request counts
-        return _ids_of_records_all(path, dtype, offset, n, ids)
+    if kept == 0 and drop_zero:  # a file that records no sizes: every request counts
+        return _ids_of_records(path, dtype, offset, n, drop_zero=False)
     return ids[:kept]
-
-
-def _ids_of_records_all(path, dtype: np.dtype, offset: int, n: int, out: np.ndarray) -> np.ndarray:
-    with open(path, "rb") as f:
-        f.seek(offset)
-        for start in range(0, n, RECORD_BLOCK):
-            out[start : start + RECORD_BLOCK] = np.fromfile(f, dtype=dtype, count=min(RECORD_BLOCK, n - start))[
-                "obj_id"
-            ]
-    return out
 
 
 def _lcs_layout(path) -> tuple[np.dtype, int]:
@@ -210,11 +200,9 @@ def write_oracle_general(trace: Trace, path, *, force: bool = False, table=None,
         rec.tofile(tmp)
 
 
-class OracleGeneralStreamWriter(_IdStreamWriter):
-    """Streams records with ``next_access_vtime = -1``, then fills it in at close with a backward pass over
-    the file (memory: a hash table of the distinct ids)."""
-
-    fmt = "oracle-general"
+class _RequestStreamWriter(_IdStreamWriter):
+    """A single-table writer of cache requests: each carries its sample index as its time and ``obj_size``;
+    :meth:`write_table` writes one table's requests after the ``self.samples`` written before."""
 
     def __init__(self, path, *, obj_size: int = 1, **kw):
         obj_size = _check_obj_size(obj_size, path)
@@ -226,10 +214,23 @@ class OracleGeneralStreamWriter(_IdStreamWriter):
         if self.table is None and chunk.n_tables > 1:
             super().write(chunk)  # raises the one-table error
         t = one_table(chunk, self.path, self.table, self.fmt)
+        self.write_table(t)
+        self.samples += t.n_samples
+
+    def write_table(self, t: Table) -> None:
+        raise NotImplementedError
+
+
+class OracleGeneralStreamWriter(_RequestStreamWriter):
+    """Streams records with ``next_access_vtime = -1``, then fills it in at close with a backward pass over
+    the file (memory: a hash table of the distinct ids)."""
+
+    fmt = "oracle-general"
+
+    def write_table(self, t: Table) -> None:
         if t.n_accesses:
             _records(t, self.obj_size, self.samples).tofile(self.f)
             self.n += t.n_accesses
-        self.samples += t.n_samples
 
     def _finish(self) -> None:
         self.f.flush()
@@ -411,23 +412,15 @@ def write_lcs_csv(trace: Trace, path, *, force: bool = False, table=None, obj_si
         w.write_table(t)
 
 
-class LcsCsvStreamWriter(_IdStreamWriter):
+class LcsCsvStreamWriter(_RequestStreamWriter):
     """Streams ``time,obj_id,obj_size`` rows chunk by chunk (``time``: the sample index); nothing is kept in
     memory (buffering the chunks held the whole trace, twice, before the first row was written)."""
 
     fmt = "lcs-csv"
 
-    def __init__(self, path, *, obj_size: int = 1, **kw):
-        obj_size = _check_obj_size(obj_size, path)
+    def __init__(self, path, **kw):
         super().__init__(path, **kw)
-        self.obj_size = obj_size
-        self.samples = 0
         self.f.write(b"time,obj_id,obj_size\n")
-
-    def write(self, chunk: Trace) -> None:
-        if self.table is None and chunk.n_tables > 1:
-            super().write(chunk)  # raises the one-table error
-        self.write_table(one_table(chunk, self.path, self.table, self.fmt))
 
     def write_table(self, t: Table) -> None:
         ids = ids_from_any(t.values, self.path)
@@ -441,4 +434,3 @@ class LcsCsvStreamWriter(_IdStreamWriter):
                 ).encode()
             )
         self.n += int(ids.size)
-        self.samples += t.n_samples

@@ -333,6 +333,69 @@ def test_deep_stack_is_deterministic_and_chunk_free():
     assert np.array_equal(one, draw((99_999, 1, 150_000))[0])
 
 
+def test_release_between_calls_keeps_the_ids():
+    """``release`` (dropping the spare state set, block buffers and ``last_cls`` between calls) changes no id,
+    across compactions of both reused and fresh sizes, and the sampler works on after it."""
+    node = _node(False, 32)
+    node["classes"] = [
+        {**cl, "n_ids": n, "sd": {"edges": [0, 1, 16, 256, 4096, 65536], "probs": [0.1, 0.3, 0.3, 0.2, 0.1]}}
+        for cl, n in zip(node["classes"], (200, 5_000, 60_000))
+    ]
+    n = 250_000
+    tb = (np.arange(n) * 2) // n
+    splits = (40_000, 1, 70_000, 139_999)
+
+    def draw(release):
+        s = ClassStackSampler(node, 100_000, np.random.SeedSequence(7))
+        parts, a = [], 0
+        for m in splits:
+            parts.append(s.next(m, tb[a : a + m]))
+            assert s.last_cls.shape == (m,)
+            a += m
+            if release:
+                s.release()
+                assert s._spare is None and s._ubuf is None and s._ocls is None and s.last_cls is None
+        return np.concatenate(parts), s
+
+    kept, s_kept = draw(False)
+    assert s_kept._spare is not None  # the stack compacted: there was a spare set to drop
+    assert np.array_equal(kept, draw(True)[0])
+
+
+def test_multi_table_chunks_drop_sampler_scratch():
+    """Sampling a model of several tables in chunks keeps no sampler scratch between chunks (every table's
+    sampler stays alive) and gives the one-shot trace; a single table keeps its scratch (reused per chunk)."""
+    from tracegen.trace import Table, Trace
+    from tracegen.tracemodel import TraceModel, _TableSampler
+    from tracegen import synth
+
+    tabs = [Table.one_hot(f"T{j}", synth.zipf_ids(20_000, 3_000, 1.0, seed=j)) for j in range(2)]
+    model = TraceModel(calibrate=0).fit(Trace(tabs))
+    made = []
+    orig = _TableSampler.__init__
+
+    def init(self, *a, **k):
+        orig(self, *a, **k)
+        made.append(self)
+
+    _TableSampler.__init__ = init
+    try:
+        chunks = list(model.sample_iter(seed=3, chunk_samples=7_000))
+        many = made[:]
+        made.clear()
+        one = model.sample(seed=3)
+        single = TraceModel(calibrate=0).fit(Trace(tabs[:1]))
+        made.clear()
+        list(single.sample_iter(seed=3, chunk_samples=7_000))
+    finally:
+        _TableSampler.__init__ = orig
+    assert all(t.ids._ubuf is None and t.ids.last_cls is None for t in many)
+    assert made[0].ids._ubuf is not None
+    for j in range(2):
+        got = np.concatenate([c.tables[j].values for c in chunks])
+        assert np.array_equal(got, one.tables[j].values)
+
+
 def _bits(live: np.ndarray) -> np.ndarray:
     return np.packbits(live.reshape(-1, 64)[:, ::-1], axis=1).view(">u8").ravel().astype(np.uint64)
 

@@ -71,3 +71,26 @@ def progress(iterable=None, *, total=None, desc: str | None = None, unit: str = 
     disable = (not sys.stderr.isatty()) if enabled is None else (not enabled or not sys.stderr.isatty())
     return tqdm(iterable, total=total, desc=desc, unit=unit, unit_scale=unit_scale, disable=disable,
                 file=sys.stderr, leave=False, dynamic_ncols=True)
+
+
+def trim_memory() -> None:
+    """Hand memory that freed arrays leave in the C heap back to the system (glibc's ``malloc_trim``).
+
+    Arrays under glibc's adaptive mmap threshold live in the heap, and freeing them does not shrink the
+    process: after sampling a 150-table model, 0.9 GiB of freed sampler state stayed resident while the
+    TBE writer assembled its 0.8 GiB of indices (peak 2.42 -> 1.73 GiB with a trim between). A no-op
+    where the C library has no ``malloc_trim``."""
+    import ctypes
+    import ctypes.util
+
+    global _MALLOC_TRIM
+    if _MALLOC_TRIM is None:
+        try:
+            _MALLOC_TRIM = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _MALLOC_TRIM = False
+    if _MALLOC_TRIM:
+        _MALLOC_TRIM(0)
+
+
+_MALLOC_TRIM = None

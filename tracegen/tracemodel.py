@@ -1322,6 +1322,15 @@ class ClassStackSampler:
                     self._compact()
         return out
 
+    def release(self) -> None:
+        """Drop the scratch kept between ``next`` calls: the spare state arrays of the last compaction, the
+        block buffers and ``last_cls``. The next call allocates them again; its output does not change.
+        Sampling a model of many tables keeps one sampler per table alive: on a Meta-shaped model of 150
+        tables (10M synthetic ids) this scratch was half of the samplers' memory (1.67 -> 0.84 GiB)."""
+        self._spare = None
+        self._ubuf = self._pbuf = self._ocls = None
+        self.last_cls = None
+
     def _permuted(self, ordinals: np.ndarray) -> np.ndarray:
         """Synthetic ids of ``ordinals``: the keyed permutation, computed once per created id and cached."""
         made = int(self._state[2])
@@ -1458,11 +1467,14 @@ class _TableSampler:
             self.nt = 1
         self.pos = 0
 
-    def next(self, b: int) -> Table:
+    def next(self, b: int, lean: bool = False) -> Table:
+        """The next ``b`` samples; ``lean``: drop the id sampler's scratch afterwards (see ``release``)."""
         lengths = self.bags.next(b)
         tb = _time_bins(lengths, self.nt, self.pos, self.n_samples)
         self.pos += b
         ids = self.ids.next(int(lengths.sum()), tb)
+        if lean and hasattr(self.ids, "release"):
+            self.ids.release()
         return Table.from_lengths(self.name, ids, lengths, self.cardinality)
 
 
@@ -1880,10 +1892,11 @@ class TraceModel:
         tss = [_TableSampler(t, ss[j], n, self._scale(n), cards[j]) for j, t in enumerate(m["tables"])]
         ds = _DenseSampler(m["dense"], ss[-2]) if m.get("dense") else None
         ls = _LabelSampler(m["labels"], ss[-1]) if m.get("labels") else None
+        lean = len(tss) > 1 and n > chunk  # every table's sampler lives between chunks: keep no scratch
         for s in range(0, n, chunk):
             b = min(chunk, n - s)
             yield Trace(
-                [t.next(b) for t in tss],
+                [t.next(b, lean) for t in tss],
                 dense=None if ds is None else ds.next(b),
                 labels=None if ls is None else ls.next(b),
             )
@@ -1940,7 +1953,7 @@ class TraceModel:
     ) -> None:
         """Stream a synthetic trace to ``path`` in chunks (tables in ``workers`` processes; same output)."""
         from tracegen import formats
-        from tracegen._util import check_output
+        from tracegen._util import check_output, trim_memory
         from tracegen._util import progress as _progress
 
         m = self._check_fitted()
@@ -1958,12 +1971,15 @@ class TraceModel:
                 for tr in self.sample_iter(n, seed=seed, chunk_samples=chunk_samples):
                     writer.write(tr)
                     bar.update(tr.n_samples)
+                    del tr
+                    trim_memory()  # (the chunk's freed arrays; then the samplers', before the writer's close)
             else:
                 self._sample_parallel(writer, n, seed, workers, chunk_samples, bar)
             bar.close()
             ok = True
         finally:
             if ok:
+                trim_memory()
                 writer.close()
             else:
                 abort = getattr(writer, "abort", None)

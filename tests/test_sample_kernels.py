@@ -365,9 +365,9 @@ def test_release_between_calls_keeps_the_ids():
 def test_multi_table_chunks_drop_sampler_scratch():
     """Sampling a model of several tables in chunks keeps no sampler scratch between chunks (every table's
     sampler stays alive) and gives the one-shot trace; a single table keeps its scratch (reused per chunk)."""
+    from tracegen import synth
     from tracegen.trace import Table, Trace
     from tracegen.tracemodel import TraceModel, _TableSampler
-    from tracegen import synth
 
     tabs = [Table.one_hot(f"T{j}", synth.zipf_ids(20_000, 3_000, 1.0, seed=j)) for j in range(2)]
     model = TraceModel(calibrate=0).fit(Trace(tabs))

@@ -343,6 +343,29 @@ def test_profile_values(rng):
     assert ea["mrc"] == ta["mrc"] | {"sizes_bytes": None} and ea["lru_hit_ratio"] == ta["lru_hit_ratio"]
 
 
+@pytest.mark.parametrize("one_hot", [True, False])
+def test_interleave_dense_keeps_distances_and_order(rng, one_hot):
+    """``interleave(dense=True)`` numbers each table's ids 0..U-1 by first appearance, offset by the distinct
+    counts before it: the same stream up to a bijection that keeps tables apart (so the same stack
+    distances), ids below the access count; ``table_index=False`` returns the ids alone."""
+    if one_hot:
+        tr = Trace.from_dense_ids(rng.integers(0, 10**9, (300, 3)) % np.array([7, 10**9, 40]), [7, 10**9, 40])
+    else:
+        tr = _trace(rng)
+    ids, tix = L.interleave(tr)
+    d = L.interleave(tr, table_index=False, dense=True)
+    assert isinstance(d, np.ndarray) and d.shape == ids.shape
+    assert np.array_equal(L.interleave(tr, table_index=False), ids)
+    assert np.array_equal(naive.stack_distances(d.tolist()), naive.stack_distances(ids.tolist()))
+    u = [np.unique(t.values).size for t in tr.tables]
+    base = np.concatenate([[0], np.cumsum(u)])
+    for j, t in enumerate(tr.tables):
+        got = d[tix == j] - base[j]
+        assert np.array_equal(got, L.dense_keys(t.values)[0])  # (a table keeps its own order)
+        assert got.min() == 0 and got.max() == u[j] - 1
+    assert d.max() == sum(u) - 1
+
+
 # ---- libcachesim --------------------------------------------------------------------------------
 def test_lru_equals_libcachesim_on_real_trace(shared_data):
     pytest.importorskip("libcachesim")

@@ -504,26 +504,40 @@ def _offsets(sizes: list[int]) -> np.ndarray:
     return np.concatenate([[0], np.cumsum(np.asarray(sizes, np.int64))]).astype(np.int64)
 
 
-def interleave(trace) -> tuple[np.ndarray, np.ndarray]:
+def interleave(trace, table_index: bool = True, dense: bool = False):
     """One id stream for a cache shared by all tables, in DLRM issue order.
 
     Accesses are ordered sample by sample, within a sample table by table, within a bag in bag
     order; table ``t``'s ids are offset by :func:`table_offsets` so tables never share a row.
-    Returns ``(ids, table_index)`` (int64, int32).
+    Returns ``(ids, table_index)`` (int64, int32), or only ``ids`` when ``table_index`` is False
+    (half a byte per id less: :func:`profile` needs only each table's access count). ``dense``: number
+    each table's ids ``0..U-1`` by first appearance before the offsets (the same stack distances, and ids
+    below the access count, which the engine maps directly instead of hashing).
     """
     T = trace.n_tables
     if T == 0:
-        return np.empty(0, np.int64), np.empty(0, np.int32)
-    sizes = _id_space_sizes(trace)
-    values = [np.asarray(t.values, dtype=np.int64) for t in trace.tables]
-    if sum(sizes) >= 1 << 62:  # raw 64-bit keys: number each table's ids apart (no distance changes)
-        values = [dense_keys(v)[0] if v.size else v for v in values]
-        sizes = [int(v.max()) + 1 if v.size else 0 for v in values]
-    base = _offsets(sizes)
+        return (np.empty(0, np.int64), np.empty(0, np.int32)) if table_index else np.empty(0, np.int64)
+    # raw 64-bit keys are numbered apart too (no distance changes)
+    relabel = dense or sum(_id_space_sizes(trace)) >= 1 << 62
+    base = None if relabel else table_offsets(trace)
+    at = 0
+
+    def shifted(j):  # table j's ids in the shared id space (one table's relabelled copy at a time)
+        nonlocal at
+        v = np.asarray(trace.tables[j].values, dtype=np.int64)
+        if not relabel:
+            return v + base[j]
+        k, u = dense_keys(v)
+        k += at
+        at += u
+        return k
+
     if trace.is_one_hot:
         ids = np.empty((trace.n_samples, T), np.int64)
         for j in range(T):
-            ids[:, j] = values[j] + base[j]
+            ids[:, j] = shifted(j)
+        if not table_index:
+            return ids.ravel()
         tix = np.broadcast_to(np.arange(T, dtype=np.int32), ids.shape)
         return ids.ravel(), np.ascontiguousarray(tix).ravel()
     lens = np.stack([np.diff(np.asarray(t.offsets, dtype=np.int64)) for t in trace.tables], axis=1)  # (B, T)
@@ -532,16 +546,17 @@ def interleave(trace) -> tuple[np.ndarray, np.ndarray]:
     np.cumsum(flat, out=start[1:])
     n = int(start[-1])
     ids = np.empty(n, np.int64)
-    tix = np.empty(n, np.int32)
+    tix = np.empty(n, np.int32) if table_index else None
     for j, t in enumerate(trace.tables):
-        v = values[j]
+        v = shifted(j)
         lj = lens[:, j]
         dst0 = start[:-1].reshape(lens.shape)[:, j]  # (B,) where sample b's bag of table j starts
         src0 = np.asarray(t.offsets, dtype=np.int64)[:-1]
         pos = np.repeat(dst0 - src0, lj) + np.arange(v.size, dtype=np.int64)
-        ids[pos] = v + base[j]
-        tix[pos] = j
-    return ids, tix
+        ids[pos] = v
+        if tix is not None:
+            tix[pos] = j
+    return (ids, tix) if table_index else ids
 
 
 # ---------------------------------------------------------------------------------------------
@@ -835,12 +850,16 @@ def profile(trace, *, sample_rate: float | None = None, exact: bool = True, size
         bar.update(t.n_accesses)
     out = {"version": 1, "tables": tables, "shared": None}
     if both:
-        ids, tix = interleave(trace)
+        from tracegen._util import trim_memory
+
+        trim_memory()  # (the per-table engines' freed state, before the shared stream is built)
+        ids = interleave(trace, table_index=False, dense=True)
         s = profile_ids(ids, **kw)
+        del ids
         bar.update(trace.n_accesses)
         if all(b is not None for b in rb) and T:
             # bytes for a shared cache of mixed row sizes: rows times the access-weighted mean row size
-            w = np.bincount(tix, minlength=T).astype(np.float64)
+            w = np.asarray([t.n_accesses for t in trace.tables], np.float64)
             mean_b = float(np.dot(w, rb) / w.sum()) if w.sum() else 0.0
             s["mrc"]["sizes_bytes"] = [int(round(c * mean_b)) for c in s["mrc"]["sizes_rows"]]
             s["mrc"]["mean_row_bytes"] = mean_b

@@ -10,7 +10,7 @@ the DLRM reference's generator (``dlrm_data_pytorch.py``'s ``trace_generate_lru`
 scan of the CDF, and a ``del``/``append`` on the list of all distinct ids; measured on a small n), the
 same generator's list-LRU update loop alone (the depths drawn vectorised outside the timing: a
 generous lower bound on the reference's cost, the figure quoted before), and the sampler's separate-kernel path
-(``ClassStackSampler.FUSED = False``: six uniform streams, the pre-draw and stack kernels of before).
+(``ClassStackSampler.FUSED = False``: five uniform streams, the pre-draw and stack kernels of before).
 With ``--stream N`` also writes an N-access trace to a native npz through ``TraceModel.sample_to`` (chunked) and prints
 the peak resident memory (target: 100M accesses under 2 GB).
 

@@ -163,12 +163,13 @@ def distinct_per_group(values, starts) -> np.ndarray:
     return np.array([len(set(v[starts[g]:starts[g + 1]])) for g in range(len(starts) - 1)], dtype=np.int64)
 
 
-def class_stack_run(cls, cold, dd, gbin, upick, ucpl, ubud, max_ids, cls_cap, bud_lo, bud_hi, bud_a, slack,
+def class_stack_run(cls, cold, dd, gbin, upick, ucpl, bud_off, max_ids, cls_cap, bud_lo, bud_hi, bud_a, slack,
                     ptab, couple_below, qwin=256.0) -> tuple[np.ndarray, np.ndarray]:
     """Reference of the class-stack sampler kernel: an explicit LRU list (top first) of [ordinal, class, budget].
 
     Per access: a cold draw (while fewer than ``max_ids`` ids exist and fewer than ``cls_cap[c]`` of
-    class ``c``) creates a new id of class ``c`` on top with a budget drawn from the class's power law.
+    class ``c``) creates a new id of class ``c`` on top with a budget from the class's power law, at the
+    uniform ``frac(bud_off[c] + k * phi)`` for the class's ``k``-th id (phi = 0.618...: stratified draws).
     Otherwise the target depth is ``t = min(d, live - 1)``. If ``d < couple_below`` and ``gbin >= 0`` (-1
     marks an immediate repeat, never coupled), the running frequency
     ``Q(class at depth | bin)`` is updated and the id at depth ``t`` is taken with probability
@@ -255,7 +256,8 @@ def class_stack_run(cls, cold, dd, gbin, upick, ucpl, ubud, max_ids, cls_cap, bu
                         la, lb, ld = math.log1p(a), math.log1p(b), math.log1p(t)
                         chosen = a if upick[i] * (lb - la) < lb - ld else b
         if new:
-            e = [created, c, budget(ubud[i], bud_lo[c], bud_hi[c], bud_a[c]) - 1]
+            x = bud_off[c] + made[c] * 0.6180339887498949
+            e = [created, c, budget(x - math.floor(x), bud_lo[c], bud_hi[c], bud_a[c]) - 1]
             created += 1
             made[c] += 1
         else:

@@ -58,9 +58,9 @@ def _run_kernel(args: dict, n_slots: int = 4096):
     i = 0
     while i < n:
         i = K._class_stack_run(
-            a["cls"], a["cold"], a["dd"], a["gbin"], a["upick"], a["ucpl"], a["ubud"], i, out, out_cls, state,
+            a["cls"], a["cold"], a["dd"], a["gbin"], a["upick"], a["ucpl"], i, out, out_cls, state,
             tree, live0, slots, b0, b1, b2, a["max_ids"], made, a["cls_cap"], a["bud_lo"], a["bud_hi"],
-            a["bud_a"], a["slack"], a["ptab"], qcnt, a["couple_below"])
+            a["bud_a"], a["bud_off"], a["slack"], a["ptab"], qcnt, a["couple_below"])
         if i < n:  # compact into fresh arrays of the same size (live stays small here)
             old = slots
             tree, live0, slots, b0, b1, b2 = fresh()
@@ -86,7 +86,7 @@ def test_kernel_matches_naive(rng, max_ids, couple_below):
         "gbin": np.where(rng.random(n) < 0.1, -1, np.minimum(np.log2(dd + 1).astype(np.int64), nb - 1)),
         "upick": rng.random(n),
         "ucpl": rng.random(n),
-        "ubud": rng.random(n),
+        "bud_off": rng.random(c),
         "max_ids": max_ids,
         "cls_cap": np.array([10_000, 50, 10_000, 3, 1], np.int64),
         # exponent 0 (uniform) and one-wide ranges keep the budget arithmetic exact in both versions

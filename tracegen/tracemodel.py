@@ -998,7 +998,7 @@ class ClassStackSampler:
 
     BLOCK = 1 << 15  # accesses per kernel call (their pre-drawn inputs stay in cache)
     # True: the fast kernels (_predraw, _stack_run; one uniform stream). False: the separate pre-draw
-    # and stack kernels with six streams (the sampler before; kept for the benchmark's same-run baseline)
+    # and stack kernels with five streams (the sampler before; kept for the benchmark's same-run baseline)
     FUSED = True
 
     def __init__(self, node: dict, cardinality: int, seed: np.random.SeedSequence, scale: float = 1.0):
@@ -1050,9 +1050,8 @@ class ClassStackSampler:
         self._sd_alias, self._sd_lo, self._sd_w = self._phase_tables[0]
         self.cardinality = int(cardinality)
         ch = seed.spawn(8)
-        self._r_cls, self._r_cold, self._r_sd, self._r_in, self._r_pick, self._r_bud, self._r_cpl = (
-            _rng(s) for s in ch[:7]
-        )
+        # (the sixth stream drew the non-fused path's budgets; budgets are _stratified now, from _r_cold)
+        self._r_cls, self._r_cold, self._r_sd, self._r_in, self._r_pick, _, self._r_cpl = (_rng(s) for s in ch[:7])
         self._keys, self._half = _feistel_keys(ch[7], self.cardinality)
         self._perm = np.empty(1024, np.int64)  # synthetic id of each created ordinal (see _permuted)
         self._n_perm = 0
@@ -1068,6 +1067,8 @@ class ClassStackSampler:
         self._cls_cap = np.ceil(n_ids * float(scale) - 1e-9).astype(np.int64)
         self._cls_made = np.zeros(c, np.int64)
         self._cold_acc = self._r_cold.random(c)  # per-class cold credit (see _cold_schedule)
+        # per-class offsets of the stratified budget draws (_sample_kernels._stratified)
+        self._bud_off = self._r_cold.random(c)
         self._alloc(4096)
         self._state = np.zeros(3, np.int64)
         # coupling of the class at the drawn depth to the fitted P(class | depth bin)
@@ -1168,21 +1169,21 @@ class ClassStackSampler:
         bs = min(n, self.BLOCK)
         if getattr(self, "_buf", None) is None or self._buf[0].shape[0] < bs:
             self._buf = (
-                *(np.empty(bs) for _ in range(6)),
+                *(np.empty(bs) for _ in range(5)),
                 np.empty(bs, np.int32),
                 np.empty(bs, np.bool_),
                 np.empty(bs, np.int64),
                 np.zeros(bs, np.int64),
             )
-        u_cls, u_sd, u_in, upick, ucpl, ubud, cls32, cold, dd, gbin = (x[:bs] for x in self._buf)
+        u_cls, u_sd, u_in, upick, ucpl, cls32, cold, dd, gbin = (x[:bs] for x in self._buf)
         out = np.empty(n, np.int64)
         out_cls = np.empty(n, np.int32)
         self.last_cls = out_cls
         for a in range(0, n, bs):
             m = min(bs, n - a)
             if m < bs:
-                u_cls, u_sd, u_in, upick, ucpl, ubud, cls32, cold, dd, gbin = (
-                    x[:m] for x in (u_cls, u_sd, u_in, upick, ucpl, ubud, cls32, cold, dd, gbin)
+                u_cls, u_sd, u_in, upick, ucpl, cls32, cold, dd, gbin = (
+                    x[:m] for x in (u_cls, u_sd, u_in, upick, ucpl, cls32, cold, dd, gbin)
                 )
             self._r_cls.random(out=u_cls)
             self._r_sd.random(out=u_sd)
@@ -1210,7 +1211,6 @@ class ClassStackSampler:
             self._r_pick.random(out=upick)
             if self._couple > 0:  # read only when coupled
                 self._r_cpl.random(out=ucpl)
-            self._r_bud.random(out=ubud)
             o, oc = out[a : a + m], out_cls[a : a + m]
             i = 0
             while i < m:
@@ -1221,7 +1221,6 @@ class ClassStackSampler:
                     gbin,
                     upick,
                     ucpl,
-                    ubud,
                     i,
                     o,
                     oc,
@@ -1238,6 +1237,7 @@ class ClassStackSampler:
                     self._bud_lo,
                     self._bud_hi,
                     self._bud_a,
+                    self._bud_off,
                     self._slack,
                     self._ptab,
                     self._qcnt,
@@ -1307,6 +1307,7 @@ class ClassStackSampler:
                     self._bud_lo,
                     self._bud_hi,
                     self._bud_a,
+                    self._bud_off,
                     self._slack,
                     self._grid,
                     self._glut,

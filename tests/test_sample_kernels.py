@@ -310,14 +310,20 @@ def test_512_slot_tree_select_prefix_rank(rng, density):
             assert K._l9_prefix(tree9, live0, x) == cum[x]
 
 
-def test_deep_stack_is_deterministic_and_chunk_free():
-    """A stack deep enough for far ranks, several compactions and slot growth: same seed, same ids
-    (an out-of-range read would show up as run-to-run differences), whatever the chunking."""
+def _deep_node() -> dict:
+    """Three classes whose reuses reach depth 65,536: a stack deep enough for far ranks and several compactions."""
     node = _node(False, 32)
     node["classes"] = [
         {**cl, "n_ids": n, "sd": {"edges": [0, 1, 16, 256, 4096, 65536], "probs": [0.1, 0.3, 0.3, 0.2, 0.1]}}
         for cl, n in zip(node["classes"], (200, 5_000, 60_000))
     ]
+    return node
+
+
+def test_deep_stack_is_deterministic_and_chunk_free():
+    """A stack deep enough for far ranks, several compactions and slot growth: same seed, same ids
+    (an out-of-range read would show up as run-to-run differences), whatever the chunking."""
+    node = _deep_node()
     n = 250_000
     tb = (np.arange(n) * 2) // n
 
@@ -338,11 +344,7 @@ def test_deep_stack_is_deterministic_and_chunk_free():
 def test_release_between_calls_keeps_the_ids():
     """``release`` (dropping the spare state set, block buffers and ``last_cls`` between calls) changes no id,
     across compactions of both reused and fresh sizes, and the sampler works on after it."""
-    node = _node(False, 32)
-    node["classes"] = [
-        {**cl, "n_ids": n, "sd": {"edges": [0, 1, 16, 256, 4096, 65536], "probs": [0.1, 0.3, 0.3, 0.2, 0.1]}}
-        for cl, n in zip(node["classes"], (200, 5_000, 60_000))
-    ]
+    node = _deep_node()
     n = 250_000
     tb = (np.arange(n) * 2) // n
     splits = (40_000, 1, 70_000, 139_999)

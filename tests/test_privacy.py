@@ -316,7 +316,7 @@ def test_dp_statstack_restores_temporal_locality():
     tr = Trace.single(ids.astype(np.int64))
     f = fidelity(tr, TraceModel(epsilon=50.0).fit(tr).sample(seed=0))["t0"]
     # 0.021 when only the per-class calibration was tried; 0.008-0.009 with the candidates calibrated to
-    # the StatStack law (calibrate_to_target)
+    # the StatStack law (calibrate_global)
     assert f["mrc_mean"] < 0.015
 
 
@@ -329,12 +329,21 @@ def _recency_stream(n=60_000, u=4_000, seed=5):
     return ids.astype(np.int64)
 
 
-def test_calibrate_to_target_moves_the_realised_law_onto_the_target():
-    """Drawn laws far off (every class uniform over the depth bins): each round of ``calibrate_to_target``
-    brings a twin's realised global stack-distance law closer to the target, using only the node."""
+@pytest.mark.parametrize("lo", [0, 1])
+def test_calibrate_global_moves_the_realised_law_onto_the_target(lo):
+    """Drawn laws far off (every class uniform over the depth bins): each round of ``calibrate_global`` brings a
+    twin's realised global law of depths >= ``lo`` closer to the target (lo = 0: the DP fit's whole StatStack
+    law; 1: the non-private fit's, which leaves each class's mass at depth 0 to the repeat rates), reading only
+    the node; only the drawn probabilities move."""
     from tracegen.locality import stack_distances
-    from tracegen.privacy import calibrate_to_target
-    from tracegen.tracemodel import ClassStackSampler, _sd_grid, _time_bins, _without_phases, fit_class_stack
+    from tracegen.tracemodel import (
+        ClassStackSampler,
+        _sd_grid,
+        _time_bins,
+        _without_phases,
+        calibrate_global,
+        fit_class_stack,
+    )
 
     ids = _recency_stream()
     n, u = ids.shape[0], 4_000
@@ -342,31 +351,32 @@ def test_calibrate_to_target_moves_the_realised_law_onto_the_target():
     node = _without_phases(fit_class_stack(ids, lengths))
     node.pop("repeat", None)
     sd = stack_distances(ids)
-    warm = np.sort(sd[sd >= 0])
+    warm = np.sort(sd[sd >= lo])
     grid = _sd_grid(u, 16)
     target = np.searchsorted(warm, grid, side="left") / warm.shape[0]
     flat = {"kind": "empirical-binned", "edges": [int(x) for x in grid],
             "probs": [1.0 / (grid.shape[0] - 1)] * (grid.shape[0] - 1)}
     bad = {**node, "classes": [{**cl, "sd": flat} for cl in node["classes"]]}
-    w = np.asarray([cl["share"] for cl in node["classes"]])
 
     def err(nd):
         smp = ClassStackSampler(nd, u, np.random.SeedSequence(3))
         s = stack_distances(smp.next(n, _time_bins(lengths, int(nd["n_time_bins"]))))
-        ws = np.sort(s[s >= 0])
+        ws = np.sort(s[s >= lo])
         return float(np.abs(np.searchsorted(ws, grid, side="left") / ws.shape[0] - target).mean())
 
-    errs = [err(bad)] + [err(calibrate_to_target(bad, lengths, u, grid, target, w, iters=k)) for k in (1, 2, 3)]
+    errs = [err(bad)] + [err(calibrate_global(bad, lengths, u, grid, target, iters=k, lo=lo)) for k in (1, 2, 3)]
     assert errs[0] > 0.2  # (0.26)
-    assert all(b < a for a, b in zip(errs, errs[1:]))  # (0.035, 0.023, 0.019)
+    assert all(b < a for a, b in zip(errs, errs[1:]))  # (lo 0: 0.035, 0.023, 0.019)
     assert errs[-1] < 0.3 * errs[0]
-    out = calibrate_to_target(bad, lengths, u, grid, target, w, iters=2)
+    out = calibrate_global(bad, lengths, u, grid, target, iters=2, lo=lo)
     rest = lambda nd: {k: v for k, v in nd.items() if k != "classes"}  # noqa: E731
-    assert out["classes"] != bad["classes"] and rest(out) == rest(bad)  # only the drawn laws move
-    for cl in out["classes"]:
+    assert out["classes"] != bad["classes"] and rest(out) == rest(bad)
+    for cl, was in zip(out["classes"], bad["classes"]):
         p = np.asarray(cl["sd"]["probs"])
         assert np.all(p >= 0) and p.sum() == pytest.approx(1.0)
-        assert cl["sd"]["edges"] == [int(x) for x in grid[: p.shape[0] + 1]]
+        assert cl["sd"]["edges"] == flat["edges"] and {**cl, "sd": flat} == was  # (bins and the rest kept)
+        if lo == 1:  # the mass at depth 0 stays
+            assert p[0] == pytest.approx(flat["probs"][0])
 
 
 @pytest.mark.usefixtures("seeded_noise")

@@ -37,7 +37,8 @@ post-processing: the global stack-distance law by StatStack (:func:`statstack_sd
 noisy reuse times; per-class shapes by Che's approximation of an independent-reference model over
 the noisy popularity classes, mapped by one monotone depth map onto the StatStack law
 (:func:`quantile_map_classes`). The sampling mode is chosen among twins calibrated per class
-(as the non-private fit) and twins calibrated to the StatStack law itself (:func:`calibrate_to_target`).
+(as the non-private fit) and twins calibrated to the StatStack law itself
+(:func:`tracegen.tracemodel.calibrate_global`).
 """
 
 from __future__ import annotations
@@ -291,49 +292,6 @@ def quantile_map_classes(class_sd: list, weights: np.ndarray, grid: np.ndarray, 
     return out
 
 
-def calibrate_to_target(
-    node: dict, lengths: np.ndarray, cardinality: int, grid: np.ndarray, target_cdf: np.ndarray,
-    weights: np.ndarray, iters: int = 2,
-) -> dict:
-    """Post-processing: move the drawn stack-distance laws so a twin's *global* law meets ``target_cdf``.
-
-    The sampler realises a drawn depth ``d`` at about ``phi(d) = R^-1(F(d))`` (``F``: the drawn mixture's CDF,
-    ``R``: the twin's realised one), so drawing from ``F' = G o R^-1 o F`` realises ``G``. Each round samples a
-    twin, forms ``F'`` on the grid edges and maps every class onto it by :func:`quantile_map_classes` (each
-    class keeps its rank in depth). Only the node and the derived target are used: no data."""
-    from tracegen.locality import stack_distances
-    from tracegen.tracemodel import ClassStackSampler, _time_bins
-
-    g = np.asarray(grid, np.float64)
-    target = np.asarray(target_cdf, np.float64)
-    n = int(lengths.sum())
-    tb = _time_bins(lengths, int(node["n_time_bins"]))
-    for it in range(iters):
-        smp = ClassStackSampler(node, cardinality, np.random.SeedSequence([1, it]))
-        sd = stack_distances(smp.next(n, tb))
-        warm = np.sort(sd[sd >= 0])
-        if warm.shape[0] < 100:
-            break
-        real = np.searchsorted(warm, g, side="left") / warm.shape[0]  # P(SD < x) at the edges
-        sds = [cl.get("sd") for cl in node["classes"]]
-        cdfs = []
-        for h, w in zip(sds, weights):
-            if h is None or w <= 0:
-                continue
-            p = np.asarray(h["probs"], np.float64)
-            c = np.ones(g.shape[0])
-            c[: p.shape[0] + 1] = np.concatenate([[0.0], np.cumsum(p)])
-            cdfs.append((w, np.minimum(c, 1.0)))
-        if not cdfs:
-            break
-        drawn = sum(w * c for w, c in cdfs) / sum(w for w, _ in cdfs)
-        depth = np.interp(drawn, real + 1e-12 * np.arange(g.shape[0]), g)  # R^-1(F(x))
-        want = np.interp(depth, g, target)  # G(R^-1(F(x)))
-        new = quantile_map_classes(sds, weights, grid, np.maximum.accumulate(want))
-        node = {**node, "classes": [{**cl, "sd": h} for cl, h in zip(node["classes"], new)]}
-    return node
-
-
 def _class_time_accesses(cold_t: np.ndarray, acc_c: np.ndarray, iters: int = 50) -> np.ndarray:
     """Accesses of each class in each time slice (post-processing of private totals), ``(T, C)``.
 
@@ -439,6 +397,7 @@ def fit_dp(trace: Trace, params, progress: bool = False) -> dict:
         _probs,
         _sd_grid,
         calibrate_class_stack,
+        calibrate_global,
     )
 
     eps = float(params.epsilon)
@@ -625,9 +584,9 @@ def fit_dp(trace: Trace, params, progress: bool = False) -> dict:
                 ),
                 {**node, "coupling": False, "coupling_below": HYBRID_BELOW},
             ]
-            if target is not None:
+            if target is not None:  # and calibrated to the StatStack law itself (whole laws: lo = 0)
                 for nd in (node, {**node, "coupling": False, "coupling_below": HYBRID_BELOW}):
-                    cands.append(calibrate_to_target(nd, flat, card, sd_grid, target, reuses, int(params.calibrate)))
+                    cands.append(calibrate_global(nd, flat, card, sd_grid, target, int(params.calibrate), lo=0))
             if target is not None:
                 cold_n = float(np.clip(noisy_rt_cold, 1.0, n_acc))
                 scores = [_twin_mrc_score(c, flat, card, sd_grid, target, cold_n / n_acc) for c in cands]

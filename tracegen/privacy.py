@@ -584,10 +584,10 @@ def fit_dp(trace: Trace, params, progress: bool = False) -> dict:
                 ),
                 {**node, "coupling": False, "coupling_below": HYBRID_BELOW},
             ]
-            if target is not None:  # and calibrated to the StatStack law itself (whole laws: lo = 0)
+            if target is not None:
+                # and calibrated to the StatStack law itself (whole laws: lo = 0)
                 for nd in (node, {**node, "coupling": False, "coupling_below": HYBRID_BELOW}):
                     cands.append(calibrate_global(nd, flat, card, sd_grid, target, int(params.calibrate), lo=0))
-            if target is not None:
                 cold_n = float(np.clip(noisy_rt_cold, 1.0, n_acc))
                 scores = [_twin_mrc_score(c, flat, card, sd_grid, target, cold_n / n_acc) for c in cands]
                 node = cands[int(np.argmin(scores))]

@@ -638,7 +638,7 @@ HYBRID_CHOICES = (64,)  # coupling_below values choose_mode tries besides none a
 # of two twins: ARC OLTP 0.0024 -> 0.0012 / 0.0009 / 0.0009 after 1 / 2 / 3 rounds; probe-rotate (winner with
 # phases) 0.0082 -> 0.0040 / 0.0027 / 0.0020; drifting Criteo-like columns of 305 and 1,460 ids (4M accesses)
 # 0.0114 -> 0.0094 / 0.0073 / 0.0060 and 0.0085 -> 0.0058 / 0.0042 / 0.0035; CloudPhysics 0.0043 -> 0.0030 (max
-# 0.0125 -> 0.0178: the twin score decides)
+# 0.0125 -> 0.0178: choose_mode's LRU guard keeps it out)
 GLOBAL_ROUNDS = 3
 
 

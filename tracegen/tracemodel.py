@@ -418,16 +418,17 @@ def fit_class_stack(
     return node, stats
 
 
-def global_target(counts: np.ndarray, per_octave: int = 16, grid: np.ndarray | None = None):
-    """``(grid, P(SD < grid[i] | SD >= 1))`` from a stack-distance histogram (``counts[d]``), or None when
-    no reuse is at depth >= 1: the target of :func:`calibrate_global` (on ``grid`` when given)."""
+def global_target(counts: np.ndarray, per_octave: int = 16, grid: np.ndarray | None = None, lo: int = 1):
+    """``(grid, P(SD < grid[i] | SD >= lo))`` from a stack-distance histogram (``counts[d]``), or None when
+    no reuse is at depth >= ``lo``: the target of :func:`calibrate_global` (on ``grid`` when given)."""
     counts = np.asarray(counts, np.float64)
-    total = float(counts[1:].sum()) if counts.shape[0] > 1 else 0.0
+    cs = np.concatenate([[0.0], np.cumsum(counts)])
+    below = cs[min(int(lo), counts.shape[0])]
+    total = float(cs[-1] - below)
     if total <= 0:
         return None
     grid = _sd_grid(counts.shape[0], per_octave) if grid is None else np.asarray(grid, np.int64)
-    cs = np.concatenate([[0.0], np.cumsum(counts)])
-    return grid, (cs[np.minimum(grid, counts.shape[0])] - counts[0]).clip(0.0) / total
+    return grid, (cs[np.minimum(grid, counts.shape[0])] - below).clip(0.0) / total
 
 
 def _twin_window(lengths: np.ndarray, twin_max: int) -> tuple[int, int]:
@@ -933,7 +934,7 @@ def calibrate_global(
     the target are read. Used on :func:`choose_mode`'s winner, and on the DP fit's StatStack law (``lo = 0``;
     :func:`tracegen.privacy.fit_dp`).
     """
-    from tracegen.locality import stack_distances
+    from tracegen.locality import sd_histogram, stack_distances
 
     g = np.asarray(grid, np.float64)
     targets = np.atleast_2d(np.asarray(target_cdf, np.float64))
@@ -948,9 +949,10 @@ def calibrate_global(
 
     def remap(hists, sd, cls, target):  # the drawn laws of one phase, mapped (None: too few reuses)
         keep = sd >= lo
-        if np.count_nonzero(keep) < 100:
+        got = global_target(sd_histogram(sd)[0], grid=g.astype(np.int64), lo=lo)  # (a histogram: no sort)
+        if np.count_nonzero(keep) < 100 or got is None:
             return None
-        real = np.searchsorted(np.sort(sd[keep]), g, side="left") / np.count_nonzero(keep)
+        real = got[1]
         w = np.bincount(cls[keep], minlength=n_cls).astype(np.float64)
         use = [c for c in range(n_cls) if hists[c] is not None and w[c] > 0]
         if not use:

@@ -1225,9 +1225,9 @@ def _stack_run(
 
     ``tree`` counts live slots per 512-slot block (:func:`_tree9_build`); ``scls[s]`` is the class
     of the id in slot ``s``, or ``n_cls`` once its budget is spent (a small array: the coupled pick
-    reads it at random depths). Uniforms: ``u_pick`` is the second half of ``ur[n_u * i + 1]``,
-    also the budget draw of a new id (an access either picks between two warm ids or creates one,
-    never both); a coupled access (``n_u >= 3``) finds its grid bin (:func:`_grid_bin`) and reads
+    reads it at random depths). Uniforms: ``u_pick`` is the second half of ``ur[n_u * i + 1]``
+    (a new id's budget draw is :func:`_stratified`, from ``bud_off`` and the class's count of created
+    ids); a coupled access (``n_u >= 3``) finds its grid bin (:func:`_grid_bin`) and reads
     the coupling draw ``ur[n_u * i + 2]``. With ``n_u = 5`` the residual class is first proposed from
     ``P(. | bin)`` (alias tables ``p_aprob``, ``p_alias``, row ``bb`` at ``bb * n_cls``) with the
     halves of ``ur[n_u * i + 3]``, then of ``ur[n_u * i + 4]``, each accepted with probability

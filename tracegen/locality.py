@@ -510,7 +510,7 @@ def interleave(trace, table_index: bool = True, dense: bool = False):
     Accesses are ordered sample by sample, within a sample table by table, within a bag in bag
     order; table ``t``'s ids are offset by :func:`table_offsets` so tables never share a row.
     Returns ``(ids, table_index)`` (int64, int32), or only ``ids`` when ``table_index`` is False
-    (half a byte per id less: :func:`profile` needs only each table's access count). ``dense``: number
+    (4 bytes per id less: :func:`profile` needs only each table's access count). ``dense``: number
     each table's ids ``0..U-1`` by first appearance before the offsets (the same stack distances, and ids
     below the access count, which the engine maps directly instead of hashing).
     """

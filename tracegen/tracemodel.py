@@ -336,7 +336,9 @@ def fit_class_stack(
     With ``return_stats`` also returns the table's aggregate profile (stack-distance histogram, cold
     count, per-id counts, LFU and FIFO miss ratios at ``LFU_FRACTIONS`` of the distinct ids) and, when some
     class can be split (``split_parts`` > 1, see :func:`_age_split`), ``"split_node"``: the same
-    model with each popularity class split by its ids' age profile. These are used in-process by
+    model with each popularity class split by its ids' age profile, and ``"global"`` (and, with phases,
+    ``"global_phases"``): the whole table's law of reuse depths >= 1 (in each phase), the targets of
+    :func:`calibrate_global` (:func:`global_target`). These are used in-process by
     :func:`choose_mode` and never saved. A table longer than ``twin_max`` accesses is profiled on
     its first samples holding about ``twin_max`` accesses (``"window"``: their bag lengths and the
     table's sample count), which the twins then reproduce.
@@ -677,7 +679,10 @@ def choose_mode(node: dict, lengths: np.ndarray, cardinality: int, stats: dict, 
     mean ratio 0.74-1.16 against 0.38-0.62.) A candidate's LFU/FIFO twins are sampled only when a
     comparison needs its exact score: its first twin's terms bound the score from below, so the choice
     is the one scoring every candidate in full gives, with fewer twins (ARC OLTP 30 -> 28, ARC P3's
-    first 1M accesses 27 -> 21; the same dist.json on all 20 traces of the hash check).
+    first 1M accesses 27 -> 21; the same dist.json on all 20 traces of the hash check). Last, the winner
+    goes through :func:`calibrate_global` (``GLOBAL_ROUNDS`` rounds against the table's global law of depths
+    >= 1, per phase when it draws per-phase histograms); the result replaces the winner when its first
+    twin's LRU mean and max terms are both no worse and its score is within ``TIE_MARGIN`` of the winner's.
     """
     full_lengths, n_samples = lengths, None
     if stats.get("window") is not None:  # a long table is scored on twins of its first samples
@@ -767,8 +772,9 @@ def choose_mode(node: dict, lengths: np.ndarray, cardinality: int, stats: dict, 
             if modes[j] != best["cb"]:
                 add(**{**best, "cb": modes[j]}, phases=True)
     i = lowest(range(len(cands)))
-    phased = made[i].get("phases", False)
-    target = stats.get("global_phases") if phased else stats.get("global")
+    target = stats.get("global_phases") if _draws_phases(cands[i]) else stats.get("global")
+    if target is not None and target[1].ndim == 2 and target[1].shape[0] != int(cands[i].get("n_phases", 1)):
+        target = None  # (phases of another count than the table's targets: not calibrated)
     if GLOBAL_ROUNDS and target is not None:
         # last, the winner calibrated to the table's global law (per phase when it draws per-phase histograms)
         cands.append(calibrate_global(cands[i], full_lengths, cardinality, *target, iters=GLOBAL_ROUNDS))
@@ -901,6 +907,11 @@ def calibrate_class_stack(
     return node
 
 
+def _draws_phases(node: dict) -> bool:
+    """Whether the sampler draws per-phase histograms for ``node`` (some class has ``sd_phases``)."""
+    return int(node.get("n_phases", 1)) > 1 and any(cl.get("sd_phases") for cl in node["classes"])
+
+
 def _law_cdf(h: dict, x: np.ndarray, lo: int) -> tuple[np.ndarray, float]:
     """An ``empirical-binned`` law's CDF over depths ``>= lo`` at depths ``x`` (uniform inside each bin) and
     its mass below ``lo``."""
@@ -943,8 +954,10 @@ def calibrate_global(
     nt = int(node["n_time_bins"])
     tb = _time_bins(lengths, nt)
     n_ph = int(node.get("n_phases", 1))
-    phased = n_ph > 1 and targets.shape[0] == n_ph and any(cl.get("sd_phases") for cl in node["classes"])
-    phase = (np.minimum(tb, nt - 1) * n_ph) // nt if phased else np.zeros(n, np.int64)
+    phased = _draws_phases(node)
+    if targets.shape[0] != (n_ph if phased else 1):
+        raise ValueError(f"calibrate_global: {targets.shape[0]} target rows for {n_ph if phased else 1} phase(s)")
+    phase = (np.minimum(tb, nt - 1) * n_ph) // nt if phased else None
     n_cls = len(node["classes"])
 
     def remap(hists, sd, cls, target):  # the drawn laws of one phase, mapped (None: too few reuses)
@@ -966,7 +979,11 @@ def calibrate_global(
             e = np.asarray(h["edges"], np.float64)
             c_new, below = _law_cdf(h, np.interp(e, g, depth), lo)
             old = np.concatenate([[0.0], np.cumsum(np.asarray(h["probs"], np.float64))])
-            probs = np.maximum(np.diff(np.maximum.accumulate(np.where(e <= lo, old, below + (1 - below) * c_new))), 0)
+            cdf = np.maximum.accumulate(np.where(e <= lo, old, below + (1 - below) * c_new))
+            # mass the map puts past the class's last edge (a target deeper than the twin's deepest reuse) stays in
+            # its last bin; renormalising would spread it over every bin, depth 0 included (review round 15)
+            cdf[-1] = max(old[-1], cdf[-2] if cdf.shape[0] > 1 else 0.0)
+            probs = np.maximum(np.diff(cdf), 0)
             if probs.sum() > 0:
                 out[c] = {**h, "probs": _probs(probs)}
         return out
@@ -1465,7 +1482,7 @@ class ClassStackSampler:
         Sampling a model of many tables keeps one sampler per table alive: on a Meta-shaped model of 150
         tables (10M synthetic ids) this scratch was half of the samplers' memory (1.67 -> 0.84 GiB)."""
         self._spare = None
-        self._ubuf = self._pbuf = self._ocls = None
+        self._ubuf = self._pbuf = self._ocls = self._buf = None
         self.last_cls = None
 
     def _permuted(self, ordinals: np.ndarray) -> np.ndarray:

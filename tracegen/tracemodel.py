@@ -285,6 +285,12 @@ def _age_split(
     return new, [(int(a), int(b)) for a, b in zip(lo, hi)]
 
 
+def _phase_of(tb: np.ndarray, nt: int, n_phases: int) -> np.ndarray:
+    """Phase of every access from its time bin: ``n_phases`` equal runs of the ``nt`` bins (the fit's
+    per-phase histograms, their calibration and the sampler agree on it; ``_fit_kernels._node_counts`` too)."""
+    return (np.minimum(np.asarray(tb, np.int64), nt - 1) * n_phases) // nt
+
+
 def _time_bins(
     lengths: np.ndarray, n_time_bins: int, start: int = 0, n_samples: int | None = None
 ) -> np.ndarray:
@@ -394,7 +400,7 @@ def fit_class_stack(
     stats["global"] = global_target(h if m == n else sd_histogram(sd)[0])
     n_ph = int(node.get("n_phases", 1))
     if stats["global"] is not None and n_ph > 1:
-        ph = (np.minimum(tb, nt - 1) * n_ph) // nt
+        ph = _phase_of(tb, nt, n_ph)
         per = [global_target(sd_histogram(sd[ph == q])[0], grid=stats["global"][0]) for q in range(n_ph)]
         if all(t is not None for t in per):
             stats["global_phases"] = (stats["global"][0], np.stack([t[1] for t in per]))
@@ -773,8 +779,6 @@ def choose_mode(node: dict, lengths: np.ndarray, cardinality: int, stats: dict, 
                 add(**{**best, "cb": modes[j]}, phases=True)
     i = lowest(range(len(cands)))
     target = stats.get("global_phases") if _draws_phases(cands[i]) else stats.get("global")
-    if target is not None and target[1].ndim == 2 and target[1].shape[0] != int(cands[i].get("n_phases", 1)):
-        target = None  # (phases of another count than the table's targets: not calibrated)
     if GLOBAL_ROUNDS and target is not None:
         # last, the winner calibrated to the table's global law (per phase when it draws per-phase histograms)
         cands.append(calibrate_global(cands[i], full_lengths, cardinality, *target, iters=GLOBAL_ROUNDS))
@@ -841,7 +845,7 @@ def calibrate_class_stack(
     ]
     n = int(lengths.sum())
     tb = _time_bins(lengths, int(node["n_time_bins"]))
-    phase = (np.minimum(tb, int(node["n_time_bins"]) - 1) * n_ph) // int(node["n_time_bins"])
+    phase = _phase_of(tb, int(node["n_time_bins"]), n_ph)
     rep = np.asarray(node.get("repeat") or [0.0] * len(node["classes"]), np.float64)
     rep_target = rep.copy()
     for it in range(iters):
@@ -947,7 +951,8 @@ def calibrate_global(
     """
     from tracegen.locality import sd_histogram, stack_distances
 
-    g = np.asarray(grid, np.float64)
+    g_int = np.asarray(grid, np.int64)
+    g = g_int.astype(np.float64)
     targets = np.atleast_2d(np.asarray(target_cdf, np.float64))
     ramp = 1e-12 * np.arange(g.shape[0])  # (np.interp needs increasing abscissae)
     n = int(lengths.sum())
@@ -957,12 +962,12 @@ def calibrate_global(
     phased = _draws_phases(node)
     if targets.shape[0] != (n_ph if phased else 1):
         raise ValueError(f"calibrate_global: {targets.shape[0]} target rows for {n_ph if phased else 1} phase(s)")
-    phase = (np.minimum(tb, nt - 1) * n_ph) // nt if phased else None
+    phase = _phase_of(tb, nt, n_ph) if phased else None
     n_cls = len(node["classes"])
 
     def remap(hists, sd, cls, target):  # the drawn laws of one phase, mapped (None: too few reuses)
         keep = sd >= lo
-        got = global_target(sd_histogram(sd)[0], grid=g.astype(np.int64), lo=lo)  # (a histogram: no sort)
+        got = global_target(sd_histogram(sd)[0], grid=g_int, lo=lo)  # (a histogram: no sort)
         if np.count_nonzero(keep) < 100 or got is None:
             return None
         real = got[1]
@@ -1306,7 +1311,7 @@ class ClassStackSampler:
             tbin = np.zeros(n, np.int64)
         if self.n_phases > 1:  # one call per run of one phase, with that phase's stack-distance tables
             tb = np.minimum(np.asarray(tbin, np.int64), self.nt - 1)
-            ph = (tb * self.n_phases) // self.nt
+            ph = _phase_of(tb, self.nt, self.n_phases)
             cuts = np.concatenate([[0], np.flatnonzero(np.diff(ph)) + 1, [n]])
             if cuts.shape[0] > 2:
                 outs, clss = [], []
@@ -2126,7 +2131,8 @@ class TraceModel:
                     writer.write(tr)
                     bar.update(tr.n_samples)
                     del tr
-                    trim_memory()  # (the chunk's freed arrays; then the samplers', before the writer's close)
+                    if len(m["tables"]) > 1:  # (a chunk of many tables' freed arrays; not per chunk of one table)
+                        trim_memory()
             else:
                 self._sample_parallel(writer, n, seed, workers, chunk_samples, bar)
             bar.close()
